@@ -1,0 +1,112 @@
+"""Frozen dataclasses passed between stages (pytorch3d ``Fragments`` style): shapes are part of the contract.
+
+Letters: N batch, V vertices, F faces, S shape coefficients, E expression coefficients, J joints (5 for FLAME),
+L landmarks, H/W image height/width, C channels. FLAME coordinates are metres, +Y up, +Z out of the face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Optional
+
+import torch
+
+__all__ = ["FlameParams", "FlameOutput"]
+
+
+def _map_tensors(obj, fn):
+    kwargs = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        kwargs[f.name] = fn(value) if isinstance(value, torch.Tensor) else value
+    return type(obj)(**kwargs)
+
+
+class _TensorRecord:
+    """Mixin: ``.to()``, ``.detach()`` and batch indexing for dataclasses of tensors."""
+
+    def to(self, *args, **kwargs):
+        return _map_tensors(self, lambda t: t.to(*args, **kwargs))
+
+    def detach(self):
+        return _map_tensors(self, lambda t: t.detach())
+
+    def __getitem__(self, index):
+        return _map_tensors(self, lambda t: t[index])
+
+
+@dataclass(frozen=True)
+class FlameParams(_TensorRecord):
+    """FLAME parameters for a batch.
+
+    Attributes:
+        shape: (N, S) identity coefficients (S ≤ 300).
+        expression: (N, E) expression coefficients (E ≤ 100, 50 by default).
+        global_pose: (N, 3) axis-angle rotation of the root joint (radians).
+        neck_pose: (N, 3) axis-angle of the neck joint.
+        jaw_pose: (N, 3) axis-angle of the jaw joint (positive x opens the mouth).
+        eye_pose: (N, 6) axis-angles of the left then right eyeball.
+    """
+
+    shape: torch.Tensor
+    expression: torch.Tensor
+    global_pose: torch.Tensor
+    neck_pose: torch.Tensor
+    jaw_pose: torch.Tensor
+    eye_pose: torch.Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.shape.shape[0]
+
+    @property
+    def full_pose(self) -> torch.Tensor:
+        """(N, 15) pose in FLAME joint order: global, neck, jaw, left eye, right eye."""
+        return torch.cat([self.global_pose, self.neck_pose, self.jaw_pose, self.eye_pose], dim=-1)
+
+    @property
+    def deca_pose(self) -> torch.Tensor:
+        """(N, 6) DECA pose vector: global 3 + jaw 3."""
+        return torch.cat([self.global_pose, self.jaw_pose], dim=-1)
+
+    @classmethod
+    def zeros(
+        cls,
+        batch_size: int,
+        n_shape: int = 300,
+        n_exp: int = 50,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> "FlameParams":
+        """Neutral parameters (the template in rest pose)."""
+        z = lambda n: torch.zeros(batch_size, n, device=device, dtype=dtype)  # noqa: E731
+        return cls(z(n_shape), z(n_exp), z(3), z(3), z(3), z(6))
+
+    @classmethod
+    def from_deca(
+        cls, shape: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor, eye_pose: Optional[torch.Tensor] = None
+    ) -> "FlameParams":
+        """Build from DECA-style codes: ``pose`` (N, 6) = global 3 + jaw 3; neck and eyes zero unless given."""
+        zeros3 = pose.new_zeros(pose.shape[0], 3)
+        eyes = eye_pose if eye_pose is not None else pose.new_zeros(pose.shape[0], 6)
+        return cls(shape, expression, pose[:, :3], zeros3, pose[:, 3:6], eyes)
+
+
+@dataclass(frozen=True)
+class FlameOutput(_TensorRecord):
+    """Output of the FLAME layer.
+
+    Attributes:
+        vertices: (N, V, 3) posed mesh vertices, metres.
+        joints: (N, J, 3) posed joint locations.
+        landmarks2d: (N, 68, 3) 3D points of the 68 image landmarks with the pose-dependent (dynamic) face
+            contour, as DECA/MICA select it; project them with a camera to get 2D landmarks.
+        landmarks3d: (N, 68, 3) the 68 landmarks on the fixed ("full") embedding, for 3D evaluation.
+        landmarks7: (N, 7, 3) the NoW challenge landmarks (lmk51 = lmk68[17:], rows [19, 22, 25, 28, 16, 31, 37]).
+    """
+
+    vertices: torch.Tensor
+    joints: torch.Tensor
+    landmarks2d: torch.Tensor
+    landmarks3d: torch.Tensor
+    landmarks7: torch.Tensor

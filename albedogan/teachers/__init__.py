@@ -1,0 +1,1 @@
+"""albedogan.teachers"""

@@ -1,0 +1,70 @@
+"""Atomic file writes: a reader never sees a half-written file, and a failed write leaves the old file intact."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Callable, Iterator
+
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_with", "OutputWriteError"]
+
+
+class OutputWriteError(OSError):
+    """Raised when an output file cannot be written (read-only folder, disk full, ...)."""
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success it is fsynced and renamed onto ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+
+    Args:
+        path: destination file. Its parent folder is created if missing.
+        mode: ``"wb"`` or ``"w"``.
+        encoding: text encoding for ``mode="w"`` (UTF-8 by default).
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open supports modes 'wb' and 'w', got {mode!r}")
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OutputWriteError(
+            f"cannot write {path}: {err.strerror or err}. Choose a writable output folder."
+        ) from err
+    try:
+        with os.fdopen(fd, mode, encoding=(encoding or "utf-8") if mode == "w" else None) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, OutputWriteError):
+            raise OutputWriteError(
+                f"cannot write {path}: {err.strerror or err}. Check free disk space and folder permissions."
+            ) from err
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+
+
+def atomic_write_with(path: str | os.PathLike, writer: Callable[[IO[bytes]], None]) -> None:
+    """Call ``writer(fh)`` on a binary temp file, then rename it onto ``path`` (e.g. ``torch.save``, ``np.save``)."""
+    with atomic_open(path, "wb") as fh:
+        writer(fh)
