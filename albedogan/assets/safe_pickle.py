@@ -85,6 +85,13 @@ def _reconstructor(cls: type, base: type, state: Any) -> Any:
     raise UnsafePickleError(f"refusing object reconstruction of {cls!r} on base {base!r}")
 
 
+def _codecs_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """Safe twin of ``_codecs.encode``, which protocol-2 pickles from Python 3 use to store ``bytes``."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8", "ascii"):
+        raise UnsafePickleError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r})")
+    return text.encode(encoding)
+
+
 NUMPY_GLOBALS: dict[Global, Any] = {
     ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
@@ -93,7 +100,7 @@ NUMPY_GLOBALS: dict[Global, Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): _safe_dtype,
 }
-"""Globals needed to rebuild plain numpy arrays, dtypes and scalars (object dtypes are refused)."""
+"""Globals needed to rebuild numpy arrays, dtypes and scalars (object arrays may only hold allow-listed objects)."""
 
 CONTAINER_GLOBALS: dict[Global, Any] = {
     ("builtins", "set"): set,
@@ -102,6 +109,7 @@ CONTAINER_GLOBALS: dict[Global, Any] = {
     ("builtins", "complex"): complex,
     ("collections", "OrderedDict"): OrderedDict,
     ("copyreg", "_reconstructor"): _reconstructor,
+    ("_codecs", "encode"): _codecs_encode,
 }
 """Harmless builtin containers and the restricted object reconstructor."""
 

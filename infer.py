@@ -1,0 +1,20 @@
+"""Inference: ``python infer.py mode=<mode> ...`` (modes in conf/mode/; see README).
+
+Thin entry point: Hydra composes ``conf/infer.yaml``; :func:`albedogan.entry.run_infer` instantiates and runs.
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="infer")
+def main(cfg: DictConfig) -> int:
+    from albedogan.entry import run_infer
+
+    return run_infer(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

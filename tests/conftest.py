@@ -1,0 +1,26 @@
+"""Shared fixtures: tests run on CPU, offline, with tiny sizes; outputs go under tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory) -> Path:
+    """A data folder shared by the session, where the synthetic head model is generated once."""
+    return tmp_path_factory.mktemp("data")
