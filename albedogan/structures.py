@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["FlameParams", "FlameOutput"]
+__all__ = ["FlameParams", "FlameOutput", "RenderOutput"]
 
 
 def _map_tensors(obj, fn):
@@ -110,3 +110,34 @@ class FlameOutput(_TensorRecord):
     landmarks2d: torch.Tensor
     landmarks3d: torch.Tensor
     landmarks7: torch.Tensor
+
+
+@dataclass(frozen=True)
+class RenderOutput(_TensorRecord):
+    """Output of :class:`albedogan.render.FaceRenderer` (image NDC / UV conventions: see ``albedogan.render``).
+
+    Attributes:
+        image: (N, 3, H, W) float rendered colour, ``albedo_image * shading`` over the background (0 if none); not
+            clamped (SH shading may exceed 1).
+        alpha: (N, 1, H, W) float in {0, 1}: a face covers the pixel.
+        normals: (N, 3, H, W) float unit normals per pixel (world frame if world vertices were given, otherwise the
+            view frame x right / y up / z toward the camera); 0 outside the mesh.
+        depth: (N, 1, H, W) float depth (image-NDC third column: grows away from the camera), 0 outside the mesh.
+        uv: (N, 2, H, W) float per-pixel texture coordinates (u right, v up, in [0, 1]); 0 outside the mesh.
+        uv_mask: (N, 1, H, W) float in {0, 1}: ``uv`` is valid (same as ``alpha`` for fully UV-mapped meshes).
+        shading: (N, 3, H, W) float SH shading (1 everywhere inside the mesh when no light was given), 0 outside.
+        albedo_image: (N, 3, H, W) float albedo sampled from the texture, 0 outside the mesh.
+        pix_to_face: (N, H, W) long nearest face index per pixel, -1 where empty.
+        landmarks: (N, L, 2) float image-NDC ``(x, y)`` of the landmarks, or None when none were passed.
+    """
+
+    image: torch.Tensor
+    alpha: torch.Tensor
+    normals: torch.Tensor
+    depth: torch.Tensor
+    uv: torch.Tensor
+    uv_mask: torch.Tensor
+    shading: torch.Tensor
+    albedo_image: torch.Tensor
+    pix_to_face: torch.Tensor
+    landmarks: Optional[torch.Tensor] = None

@@ -48,6 +48,18 @@ def save_png(path: str | os.PathLike, image: ArrayLike) -> Path:
     return Path(path)
 
 
+def _prepare_mesh(
+    vertices: ArrayLike, faces: ArrayLike, verts_uvs: ArrayLike | None, faces_uvs: ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Convert to float64 / int64 numpy arrays and validate shapes and index ranges."""
+    v = _np(vertices).astype(np.float64)
+    f = _np(faces).astype(np.int64)
+    vt = None if verts_uvs is None else _np(verts_uvs).astype(np.float64)
+    ft = None if faces_uvs is None else _np(faces_uvs).astype(np.int64)
+    _check_mesh(v, f, vt, ft)
+    return v, f, vt, ft
+
+
 def _check_mesh(vertices: np.ndarray, faces: np.ndarray, verts_uvs: np.ndarray | None, faces_uvs: np.ndarray | None) -> None:
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices: expected (V, 3), got {vertices.shape}")
@@ -86,11 +98,7 @@ def export_obj(
         The written files (OBJ first).
     """
     path = Path(path)
-    v = _np(vertices).astype(np.float64)
-    f = _np(faces).astype(np.int64)
-    vt = None if verts_uvs is None else _np(verts_uvs).astype(np.float64)
-    ft = None if faces_uvs is None else _np(faces_uvs).astype(np.int64)
-    _check_mesh(v, f, vt, ft)
+    v, f, vt, ft = _prepare_mesh(vertices, faces, verts_uvs, faces_uvs)
     if texture is not None and vt is None:
         raise ValueError("export_obj: a texture needs verts_uvs and faces_uvs")
     written: list[Path] = []
@@ -149,11 +157,7 @@ def export_glb(
     """Write a binary glTF (GLB) through trimesh with the texture embedded (same arguments as :func:`export_obj`)."""
     import trimesh  # local: trimesh import is slow and only exporters need it
 
-    v = _np(vertices).astype(np.float64)
-    f = _np(faces).astype(np.int64)
-    vt = None if verts_uvs is None else _np(verts_uvs).astype(np.float64)
-    ft = None if faces_uvs is None else _np(faces_uvs).astype(np.int64)
-    _check_mesh(v, f, vt, ft)
+    v, f, vt, ft = _prepare_mesh(vertices, faces, verts_uvs, faces_uvs)
     if vt is not None:
         v, uv, f = merge_uv_seams(v, f, vt, ft)
         if texture is not None:

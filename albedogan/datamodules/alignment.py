@@ -1,0 +1,361 @@
+"""Face alignment: similarity fits to landmark templates and differentiable affine warps of image batches.
+
+Pixel convention (used by every function here, the same as OpenCV's ``warpAffine`` and insightface's
+``norm_crop``): the centre of the pixel in row ``i``, column ``j`` has coordinates ``(x, y) = (j, i)``; the
+image covers ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``. Points are ``(x, y)`` pairs in that frame, x to the right,
+y down. A 2x3 matrix ``M`` acts on column vectors ``(x, y, 1)`` and always maps *source-image* pixel coordinates
+to *output (crop)* pixel coordinates; its inverse maps crop points back to the source image
+(:func:`invert_affine`, :func:`transform_points`).
+
+Two crops are provided:
+
+* the ArcFace crop: a least-squares similarity from the five detected points (left eye, right eye, nose tip,
+  left and right mouth corners, as seen in the image) onto :data:`ARCFACE_TEMPLATE_112`
+  (:func:`estimate_similarity`, :func:`align_faces`, :func:`arcface_crop`);
+* the encoder crop: DECA's square crop around a detector box (side = mean of box width and height x ``scale``,
+  centre moved down by 0.12 x that mean), resized so that the square's edges land on the first and last pixel
+  centres of the output (:func:`encoder_crop_matrices`, :func:`encoder_crop`).
+
+Torch functions are batched, differentiable, device- and dtype-agnostic; numpy twins work on single
+``H x W x C`` images for data preparation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from albedogan.utils.shapes import assert_shape
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from albedogan.datamodules.detection import FaceDetection
+
+__all__ = [
+    "ARCFACE_TEMPLATE_112",
+    "AlignedCrop",
+    "align_faces",
+    "arcface_crop",
+    "encoder_crop",
+    "encoder_crop_matrices",
+    "estimate_similarity",
+    "invert_affine",
+    "transform_points",
+    "warp_affine",
+]
+
+ARCFACE_TEMPLATE_112: torch.Tensor = torch.tensor(
+    [
+        [38.2946, 51.6963],  # left eye (image left)
+        [73.5318, 51.5014],  # right eye
+        [56.0252, 71.7366],  # nose tip
+        [41.5493, 92.3655],  # left mouth corner
+        [70.7299, 92.2041],  # right mouth corner
+    ],
+    dtype=torch.float32,
+)
+"""(5, 2) float32 pixel coordinates (x, y) of insightface's standard 112x112 ArcFace template.
+
+Order: left eye, right eye, nose tip, left mouth corner, right mouth corner (left = smaller x in the image)."""
+
+DECA_BOX_CENTER_SHIFT = 0.12
+"""DECA moves a detector box's centre down by this fraction of the mean box side before cropping."""
+
+Matrix = Union[torch.Tensor, np.ndarray]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# similarity fit
+
+
+def estimate_similarity(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Batched least-squares similarity (rotation, uniform scale, translation; no reflection) from ``src`` to ``dst``.
+
+    Minimises ``sum_k |s R src_k + t - dst_k|^2``. In 2D this is Umeyama's solution (with the determinant
+    correction that excludes reflections) in closed form: writing points as complex numbers, the optimal
+    ``a + ib = s e^{i theta}`` is ``sum conj(src_c) dst_c / sum |src_c|^2`` over centred points. No SVD, so the
+    result is smooth and differentiable w.r.t. both point sets.
+
+    Args:
+        src: (N, K, 2) source points (x, y) in source pixel coordinates, K >= 2, floating dtype.
+        dst: (K, 2) template shared by the batch or (N, K, 2) per-sample targets, output pixel coordinates.
+
+    Returns:
+        (N, 2, 3) matrices ``[[a, -b, tx], [b, a, ty]]`` mapping source pixel coordinates to output pixel
+        coordinates; dtype and device of ``src``.
+
+    Raises:
+        ValueError: on wrong shapes, or when all source points of a sample coincide (no scale defined).
+    """
+    if src.ndim != 3 or src.shape[-1] != 2 or src.shape[1] < 2:
+        raise ValueError(f"estimate_similarity: src must be (N, K>=2, 2), got {tuple(src.shape)}")
+    dst = dst.to(device=src.device, dtype=src.dtype)
+    if dst.ndim == 2:
+        dst = dst.unsqueeze(0).expand(src.shape[0], -1, -1)
+    assert_shape(dst, (src.shape[0], src.shape[1], 2), "estimate_similarity dst")
+    src_mean = src.mean(dim=1, keepdim=True)  # (N, 1, 2)
+    dst_mean = dst.mean(dim=1, keepdim=True)
+    s = src - src_mean  # (N, K, 2)
+    d = dst - dst_mean
+    denom = (s * s).sum(dim=(1, 2))  # (N,)
+    if bool((denom <= torch.finfo(src.dtype).tiny).any()):
+        raise ValueError("estimate_similarity: all source points of a sample coincide; check the landmarks")
+    a = (s[..., 0] * d[..., 0] + s[..., 1] * d[..., 1]).sum(dim=1) / denom  # (N,)
+    b = (s[..., 0] * d[..., 1] - s[..., 1] * d[..., 0]).sum(dim=1) / denom
+    rot = torch.stack([torch.stack([a, -b], dim=-1), torch.stack([b, a], dim=-1)], dim=1)  # (N, 2, 2)
+    t = dst_mean.squeeze(1) - (rot @ src_mean.transpose(1, 2)).squeeze(-1)  # (N, 2)
+    return torch.cat([rot, t.unsqueeze(-1)], dim=-1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# matrix helpers (torch and numpy)
+
+
+def invert_affine(matrices: Matrix) -> Matrix:
+    """Invert 2x3 affine matrices.
+
+    Args:
+        matrices: (..., 2, 3) torch tensor or numpy array mapping frame A to frame B (pixel coordinates).
+
+    Returns:
+        (..., 2, 3) of the same type, dtype and device, mapping B back to A.
+    """
+    lin, t = matrices[..., :2], matrices[..., 2:]
+    if isinstance(matrices, torch.Tensor):
+        inv = torch.linalg.inv(lin)
+        return torch.cat([inv, -inv @ t], dim=-1)
+    inv = np.linalg.inv(lin)
+    return np.concatenate([inv, -inv @ t], axis=-1)
+
+
+def transform_points(points: Matrix, matrices: Matrix) -> Matrix:
+    """Apply 2x3 affine matrices to points.
+
+    Args:
+        points: (..., P, 2) (x, y) pixel coordinates (torch or numpy).
+        matrices: (..., 2, 3) matrices, broadcastable against ``points``' leading dimensions.
+
+    Returns:
+        (..., P, 2) transformed points, same library as ``points``.
+    """
+    if isinstance(points, torch.Tensor):
+        m = torch.as_tensor(matrices, dtype=points.dtype, device=points.device)
+        return points @ m[..., :2].transpose(-1, -2) + m[..., 2].unsqueeze(-2)
+    m = np.asarray(matrices, dtype=np.float64)
+    return np.asarray(points, dtype=np.float64) @ np.swapaxes(m[..., :2], -1, -2) + m[..., None, :, 2]
+
+
+def _pixel_to_normalized(size_hw: tuple[int, int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(3, 3) matrix from pixel coordinates to grid_sample's [-1, 1] frame with ``align_corners=False``."""
+    h, w = size_hw
+    return torch.tensor(
+        [[2.0 / w, 0.0, 1.0 / w - 1.0], [0.0, 2.0 / h, 1.0 / h - 1.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# warping
+
+
+def warp_affine(
+    images: torch.Tensor,
+    matrices: torch.Tensor,
+    out_size: tuple[int, int],
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+) -> torch.Tensor:
+    """Warp a batch of images with 2x3 matrices (``cv2.warpAffine`` semantics, differentiable).
+
+    ``out[n, :, y, x] = images[n, :, M_n^{-1}(x, y)]`` sampled bilinearly, with the pixel-centre convention of the
+    module docstring (integer coordinates are pixel centres); samples outside the source read 0 (``zeros``) or
+    the nearest edge pixel (``border``). Implemented with ``affine_grid`` + ``grid_sample(align_corners=False)``,
+    so gradients flow to both ``images`` and ``matrices``.
+
+    Args:
+        images: (N, C, H, W) floating images, any range.
+        matrices: (N, 2, 3) or (2, 3) matrices mapping source pixel coords to output pixel coords.
+        out_size: (h, w) of the output in pixels.
+        mode: ``"bilinear"`` or ``"nearest"``.
+        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
+
+    Returns:
+        (N, C, h, w) warped images, dtype/device of ``images``.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"warp_affine: images must be (N, C, H, W), got {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise TypeError(f"warp_affine: images must be a floating tensor, got {images.dtype}; convert with .float()")
+    n, _, h_in, w_in = images.shape
+    h_out, w_out = int(out_size[0]), int(out_size[1])
+    m = matrices.to(device=images.device, dtype=images.dtype)
+    if m.ndim == 2:
+        m = m.unsqueeze(0).expand(n, -1, -1)
+    assert_shape(m, (n, 2, 3), "warp_affine matrices")
+    bottom = torch.tensor([0.0, 0.0, 1.0], dtype=m.dtype, device=m.device).expand(n, 1, 3)
+    inv = torch.linalg.inv(torch.cat([m, bottom], dim=1))  # (N, 3, 3): output px -> source px
+    to_norm_src = _pixel_to_normalized((h_in, w_in), m.dtype, m.device)
+    from_norm_out = torch.linalg.inv(_pixel_to_normalized((h_out, w_out), m.dtype, m.device))
+    theta = (to_norm_src @ inv @ from_norm_out)[:, :2]  # (N, 2, 3): output normalised -> source normalised
+    grid = F.affine_grid(theta, [n, images.shape[1], h_out, w_out], align_corners=False)  # (N, h, w, 2)
+    return F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+
+
+def align_faces(
+    images: torch.Tensor,
+    landmarks5: torch.Tensor,
+    template: torch.Tensor | None = None,
+    out_size: tuple[int, int] = (112, 112),
+) -> torch.Tensor:
+    """ArcFace-style aligned crops of a batch: similarity from the 5 points to ``template``, then warp.
+
+    Args:
+        images: (N, C, H, W) floating images (any range; typically RGB in [0, 1]).
+        landmarks5: (N, 5, 2) detected points in ``images``' pixel coordinates, order of
+            :data:`ARCFACE_TEMPLATE_112`.
+        template: (5, 2) target points in output pixel coordinates; default :data:`ARCFACE_TEMPLATE_112`
+            rescaled to ``out_size`` (x by w/112, y by h/112).
+        out_size: (h, w) of the crops.
+
+    Returns:
+        (N, C, h, w) aligned crops (outside-image samples are 0). Use :func:`estimate_similarity` for the matrices.
+    """
+    assert_shape(landmarks5, (images.shape[0], 5, 2), "align_faces landmarks5")
+    if template is None:
+        scale = torch.tensor([out_size[1] / 112.0, out_size[0] / 112.0])
+        template = ARCFACE_TEMPLATE_112 * scale
+    matrices = estimate_similarity(landmarks5.to(images.dtype), template)
+    return warp_affine(images, matrices, out_size)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# encoder (DECA) crop
+
+
+def encoder_crop_matrices(
+    boxes: torch.Tensor, size: int = 224, scale: float = 1.25, center_shift: float = DECA_BOX_CENTER_SHIFT
+) -> torch.Tensor:
+    """Matrices of DECA's square face crop from detector boxes.
+
+    With ``m = (box width + box height) / 2``: centre ``c = (box centre x, box centre y + center_shift * m)``,
+    square side ``S = scale * m``; the square ``[c - S/2, c + S/2]`` maps onto ``[0, size - 1]`` (its edges on the
+    first and last pixel centres, as DECA's three-point similarity does). DECA truncates ``S`` to an integer; we
+    keep it continuous so the crop is differentiable w.r.t. the box.
+
+    Args:
+        boxes: (N, 4) boxes ``(x0, y0, x1, y1)`` in source pixel coordinates.
+        size: output side in pixels.
+        scale: square side relative to the mean box side (DECA: 1.25).
+        center_shift: downward centre shift relative to the mean box side (DECA detector boxes: 0.12).
+
+    Returns:
+        (N, 2, 3) matrices mapping source pixel coordinates to crop pixel coordinates (dtype/device of ``boxes``).
+    """
+    if boxes.ndim != 2 or boxes.shape[-1] != 4:
+        raise ValueError(f"encoder_crop_matrices: boxes must be (N, 4) x0,y0,x1,y1, got {tuple(boxes.shape)}")
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    mean_side = ((x1 - x0) + (y1 - y0)) / 2.0  # (N,)
+    if bool((mean_side <= 0).any()):
+        raise ValueError(f"encoder_crop_matrices: boxes need x1 > x0 and y1 > y0, got {boxes.tolist()}")
+    cx = (x0 + x1) / 2.0
+    cy = (y0 + y1) / 2.0 + center_shift * mean_side
+    side = scale * mean_side
+    k = (size - 1) / side  # (N,) pixels per source pixel
+    zeros = torch.zeros_like(k)
+    row0 = torch.stack([k, zeros, -k * (cx - side / 2.0)], dim=-1)
+    row1 = torch.stack([zeros, k, -k * (cy - side / 2.0)], dim=-1)
+    return torch.stack([row0, row1], dim=1)
+
+
+@dataclass(frozen=True)
+class AlignedCrop:
+    """A crop and the matrix that made it.
+
+    Attributes:
+        image: the crop: numpy ``(h, w, C)`` with the source dtype (uint8 stays uint8), or torch ``(N, C, h, w)``.
+        matrix: numpy (2, 3) float64 or torch (N, 2, 3): source pixel coords -> crop pixel coords.
+            ``invert_affine(matrix)`` maps crop points back to the source image.
+    """
+
+    image: np.ndarray | torch.Tensor
+    matrix: np.ndarray | torch.Tensor
+
+    def to_source(self, points: Matrix) -> Matrix:
+        """Map (..., P, 2) crop pixel coordinates back to the source image."""
+        return transform_points(points, invert_affine(self.matrix))
+
+    def to_crop(self, points: Matrix) -> Matrix:
+        """Map (..., P, 2) source pixel coordinates into the crop."""
+        return transform_points(points, self.matrix)
+
+
+def _warp_numpy(image: np.ndarray, matrix: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+    """Warp one (H, W, C) or (H, W) numpy image with ``warp_affine`` (same convention), keeping its dtype."""
+    if image.ndim not in (2, 3):
+        raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {image.shape}")
+    chw = image[..., None] if image.ndim == 2 else image
+    t = torch.from_numpy(np.ascontiguousarray(chw.transpose(2, 0, 1))).unsqueeze(0).to(torch.float64)
+    out = warp_affine(t, torch.from_numpy(np.asarray(matrix, dtype=np.float64)), out_size)[0]
+    out = out.permute(1, 2, 0).numpy()
+    if np.issubdtype(image.dtype, np.integer):
+        info = np.iinfo(image.dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+    out = out.astype(image.dtype)
+    return out[..., 0] if image.ndim == 2 else out
+
+
+def arcface_crop(image: np.ndarray, landmarks5: np.ndarray, size: int = 112) -> AlignedCrop:
+    """ArcFace aligned crop of one numpy image (what insightface's ``norm_crop`` produces, bilinear).
+
+    Args:
+        image: (H, W, C) or (H, W) image, any dtype (uint8 RGB typical).
+        landmarks5: (5, 2) points in ``image`` pixel coordinates, order of :data:`ARCFACE_TEMPLATE_112`.
+        size: output side; the template is scaled by ``size / 112``.
+
+    Returns:
+        :class:`AlignedCrop` with a (size, size[, C]) image of the input dtype and a (2, 3) float64 matrix.
+    """
+    pts = np.asarray(landmarks5, dtype=np.float64)
+    if pts.shape != (5, 2):
+        raise ValueError(f"arcface_crop: landmarks5 must be (5, 2), got {pts.shape}")
+    template = ARCFACE_TEMPLATE_112.to(torch.float64) * (size / 112.0)
+    matrix = estimate_similarity(torch.from_numpy(pts)[None], template)[0].numpy()
+    return AlignedCrop(image=_warp_numpy(image, matrix, (size, size)), matrix=matrix)
+
+
+def _box_of(detection: "FaceDetection | Sequence[float] | np.ndarray") -> np.ndarray:
+    box = getattr(detection, "box", detection)
+    box = np.asarray(box, dtype=np.float64)
+    if box.shape != (4,):
+        raise ValueError(f"encoder_crop: expected a FaceDetection or a (4,) box x0,y0,x1,y1, got shape {box.shape}")
+    return box
+
+
+def encoder_crop(
+    image: np.ndarray | torch.Tensor,
+    detection: "FaceDetection | Sequence[float] | np.ndarray | torch.Tensor",
+    size: int = 224,
+    scale: float = 1.25,
+    center_shift: float = DECA_BOX_CENTER_SHIFT,
+) -> AlignedCrop:
+    """DECA-style square crop around a face box, resized to ``size`` (see :func:`encoder_crop_matrices`).
+
+    Two forms:
+
+    * numpy: ``image`` (H, W, C) or (H, W), any dtype; ``detection`` a :class:`FaceDetection` or a (4,) box.
+      Returns a (size, size[, C]) crop of the input dtype and a (2, 3) float64 matrix.
+    * torch: ``image`` (N, C, H, W) floating; ``detection`` an (N, 4) box tensor. Returns (N, C, size, size)
+      crops and (N, 2, 3) matrices; differentiable w.r.t. images and boxes.
+
+    Source pixels outside the image read as 0.
+    """
+    if isinstance(image, torch.Tensor):
+        boxes = torch.as_tensor(detection, dtype=image.dtype, device=image.device)
+        assert_shape(boxes, (image.shape[0], 4), "encoder_crop boxes")
+        matrices = encoder_crop_matrices(boxes, size, scale, center_shift)
+        return AlignedCrop(image=warp_affine(image, matrices, (size, size)), matrix=matrices)
+    box = torch.from_numpy(_box_of(detection))[None]
+    matrix = encoder_crop_matrices(box, size, scale, center_shift)[0].numpy()
+    return AlignedCrop(image=_warp_numpy(np.asarray(image), matrix, (size, size)), matrix=matrix)

@@ -1,0 +1,159 @@
+"""``FaceRenderer``: rasterise a textured, SH-lit mesh given in image NDC (Lambertian: image = albedo x shading)."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+from albedogan.render.cameras import Camera
+from albedogan.render.normals import vertex_normals
+from albedogan.render.rasterizer import Rasterizer, interpolate_vertex_attributes
+from albedogan.render.sh_lighting import sh_shading
+from albedogan.render.uv import ndc_to_view, sample_texture
+from albedogan.structures import RenderOutput
+from albedogan.utils.shapes import assert_shape
+
+__all__ = ["FaceRenderer"]
+
+
+class FaceRenderer(torch.nn.Module):
+    """Differentiable renderer for one mesh topology with a UV texture and SH lighting.
+
+    Gradients flow to the vertices (through barycentrics, depth and normals; silhouettes are hard), the texture, the
+    SH coefficients and, via :meth:`render_world`, the camera.
+
+    Args:
+        faces: (F, 3) long vertex indices (counter-clockwise seen from outside).
+        verts_uvs: (T, 2) float UVs in [0, 1] (u right, v up).
+        faces_uvs: (F, 3) long indices into ``verts_uvs``.
+        image_size: H or (H, W) output pixels.
+        perspective_correct: perspective-correct interpolation (use with :class:`PerspectiveCamera` depth).
+        bin_size: pytorch3d bin size (None = its heuristic; CPU is always naive).
+        max_faces_per_bin: pytorch3d coarse-raster capacity (None = default).
+    """
+
+    def __init__(
+        self,
+        faces: torch.Tensor,
+        verts_uvs: torch.Tensor,
+        faces_uvs: torch.Tensor,
+        image_size: int | Sequence[int],
+        perspective_correct: bool = False,
+        bin_size: Optional[int] = None,
+        max_faces_per_bin: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        assert_shape(faces, [None, 3], "faces")
+        assert_shape(verts_uvs, [None, 2], "verts_uvs")
+        assert_shape(faces_uvs, [faces.shape[0], 3], "faces_uvs")
+        self.register_buffer("faces", faces.long().clone(), persistent=False)
+        self.register_buffer("verts_uvs", verts_uvs.detach().clone(), persistent=False)
+        self.register_buffer("faces_uvs", faces_uvs.long().clone(), persistent=False)
+        self.rasterizer = Rasterizer(
+            image_size, perspective_correct=perspective_correct, bin_size=bin_size, max_faces_per_bin=max_faces_per_bin
+        )
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) output size in pixels."""
+        return self.rasterizer.image_size
+
+    def forward(
+        self,
+        vertices: torch.Tensor,
+        texture: torch.Tensor,
+        sh_coeffs: Optional[torch.Tensor] = None,
+        world_vertices: Optional[torch.Tensor] = None,
+        landmarks: Optional[torch.Tensor] = None,
+        background: Optional[torch.Tensor] = None,
+    ) -> RenderOutput:
+        """Render a batch.
+
+        Args:
+            vertices: (N, V, 3) float image-NDC vertices with depth (x right, y down, depth away from the camera).
+            texture: (N, 3, Ht, Wt) float albedo UV map in [0, 1] (row 0 = v = 1); (1, 3, Ht, Wt) is broadcast.
+            sh_coeffs: (N, 9, 3) float SH lighting, or None for unlit rendering (shading = 1).
+            world_vertices: optional (N, V, 3) world-frame vertices (FLAME metres) for the normals that are lit, as
+                DECA does; by default normals come from ``vertices`` in the view frame (x right, y up, z to camera).
+            landmarks: optional (N, L, 2|3) image-NDC landmarks, passed through as (N, L, 2).
+            background: optional (N, 3, H, W) float image composited behind the mesh (default black).
+
+        Returns:
+            :class:`~albedogan.structures.RenderOutput`.
+        """
+        assert_shape(vertices, [None, None, 3], "vertices")
+        n, v = vertices.shape[:2]
+        dtype = vertices.dtype
+        assert_shape(texture, [None, 3, None, None], "texture")
+        if texture.shape[0] not in (1, n):
+            raise ValueError(f"texture: expected batch 1 or {n}, got shape {tuple(texture.shape)}")
+        if texture.shape[0] == 1 and n > 1:
+            texture = texture.expand(n, *texture.shape[1:])
+        h, w = self.image_size
+        frag = self.rasterizer(vertices, self.faces)
+        mask = (frag.pix_to_face[..., :1] >= 0).permute(0, 3, 1, 2).to(dtype)  # (N, 1, H, W)
+
+        if world_vertices is not None:
+            assert_shape(world_vertices, [n, v, 3], "world_vertices")
+            normal_src = world_vertices
+        else:
+            normal_src = ndc_to_view(vertices)
+        vnormals = vertex_normals(normal_src, self.faces)  # (N, V, 3)
+        normals = interpolate_vertex_attributes(frag, self.faces, vnormals)  # (N, 3, H, W)
+        normals = torch.nn.functional.normalize(normals, dim=1, eps=1e-12)
+        uv = interpolate_vertex_attributes(frag, self.faces_uvs, self.verts_uvs.to(dtype))  # (N, 2, H, W)
+        depth = frag.zbuf[..., 0][:, None] * mask  # (N, 1, H, W)
+
+        albedo = sample_texture(texture.to(dtype), uv, mask)
+        if sh_coeffs is None:
+            shading = mask.expand(n, 3, h, w)
+        else:
+            shading = sh_shading(normals.permute(0, 2, 3, 1), sh_coeffs.to(dtype)).permute(0, 3, 1, 2) * mask
+        image = albedo * shading
+        if background is not None:
+            assert_shape(background, [n, 3, h, w], "background")
+            image = image + background.to(dtype) * (1 - mask)
+
+        lmk = None
+        if landmarks is not None:
+            assert_shape(landmarks, [n, None, None], "landmarks")
+            lmk = landmarks[..., :2]
+        return RenderOutput(
+            image=image,
+            alpha=mask,
+            normals=normals,
+            depth=depth,
+            uv=uv,
+            uv_mask=mask,
+            shading=shading,
+            albedo_image=albedo,
+            pix_to_face=frag.pix_to_face[..., 0],
+            landmarks=lmk,
+        )
+
+    def render_world(
+        self,
+        world_vertices: torch.Tensor,
+        camera: Camera,
+        texture: torch.Tensor,
+        sh_coeffs: Optional[torch.Tensor] = None,
+        landmarks: Optional[torch.Tensor] = None,
+        background: Optional[torch.Tensor] = None,
+    ) -> RenderOutput:
+        """Project world vertices (and landmarks) with ``camera``, light with world normals, and render.
+
+        Args:
+            world_vertices: (N, V, 3) float FLAME-frame vertices, metres.
+            camera: any camera with ``transform_points`` (e.g. :class:`WeakPerspectiveCamera`).
+            texture: (N, 3, Ht, Wt) albedo UV map in [0, 1].
+            sh_coeffs: (N, 9, 3) or None.
+            landmarks: optional (N, L, 3) world-frame 3D landmarks; returned projected as (N, L, 2) image NDC.
+            background: optional (N, 3, H, W).
+
+        Returns:
+            :class:`~albedogan.structures.RenderOutput`; differentiable w.r.t. the camera parameters too.
+        """
+        verts = camera.transform_points(world_vertices)
+        lmk = camera.transform_points(landmarks) if landmarks is not None else None
+        return self(verts, texture, sh_coeffs, world_vertices=world_vertices, landmarks=lmk, background=background)

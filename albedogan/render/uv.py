@@ -1,0 +1,208 @@
+"""UV-space operations: texture sampling, UV rasterisation, unwrapping an image into UV space, mirror completion.
+
+UV convention (see ``albedogan.render``): u right, v up, both in [0, 1]; texture row 0 is v = 1; a UV maps to a
+``grid_sample`` grid as ``(2u - 1, 1 - 2v)`` with ``align_corners=False``. Texel centres of a (Hu, Wu) map are the
+``align_corners=False`` positions, so sampling a texture at its own texel centres returns it exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from albedogan.render.normals import vertex_normals
+from albedogan.render.rasterizer import Fragments, _hw, rasterize
+from albedogan.utils.shapes import assert_shape
+
+__all__ = ["UVSpace", "mirror_complete", "ndc_to_view", "sample_texture", "uv_to_grid"]
+
+
+def uv_to_grid(uv: torch.Tensor) -> torch.Tensor:
+    """(..., 2) UVs (u right, v up, [0, 1]) -> (..., 2) ``grid_sample`` coordinates ``(2u - 1, 1 - 2v)``."""
+    return torch.stack([uv[..., 0] * 2 - 1, 1 - uv[..., 1] * 2], dim=-1)
+
+
+def ndc_to_view(points: torch.Tensor) -> torch.Tensor:
+    """(..., 3) image NDC (x right, y down, depth away) -> view frame (x right, y up, z toward the camera).
+
+    Negating y and depth is a rotation (det +1), so face windings, cross products and normals stay consistent.
+    """
+    return points * points.new_tensor([1.0, -1.0, -1.0])
+
+
+def sample_texture(
+    texture: torch.Tensor, pixel_uv: torch.Tensor, mask: Optional[torch.Tensor] = None, mode: str = "bilinear"
+) -> torch.Tensor:
+    """Look up a UV texture at per-pixel UVs (UV texture -> image).
+
+    Args:
+        texture: (N, C, Hu, Wu) float texture (e.g. albedo in [0, 1]).
+        pixel_uv: (N, 2, H, W) float UVs per pixel.
+        mask: optional (N, 1, H, W) float/bool; output is 0 where it is 0.
+        mode: ``grid_sample`` mode (``"bilinear"`` or ``"nearest"``); borders are clamped.
+
+    Returns:
+        (N, C, H, W) texture's dtype; differentiable w.r.t. texture and UVs.
+    """
+    assert_shape(texture, [None, None, None, None], "texture")
+    assert_shape(pixel_uv, [texture.shape[0], 2, None, None], "pixel_uv")
+    grid = uv_to_grid(pixel_uv.permute(0, 2, 3, 1))  # (N, H, W, 2)
+    out = F.grid_sample(texture, grid.to(texture.dtype), mode=mode, padding_mode="border", align_corners=False)
+    if mask is not None:
+        out = out * mask.to(out.dtype)
+    return out
+
+
+def mirror_complete(
+    texture: torch.Tensor, visibility: torch.Tensor, weights: Optional[torch.Tensor] = None, eps: float = 1e-6
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill poorly seen texels from the horizontally mirrored UV map (layout symmetric about u = 0.5).
+
+    With confidence ``w`` (``weights``, default ``visibility``) and its mirror ``w'`` (flipped along the width axis),
+    ``completed = (w T + (1 - w) w' T') / (w + (1 - w) w')``: fully seen texels keep their value, unseen texels take
+    the mirrored one, and partly seen texels blend by confidence (soft, e.g. a facing-angle weight; not a yaw sign).
+
+    Args:
+        texture: (N, C, Hu, Wu) float texture unwrapped from an image (invalid texels may hold anything finite).
+        visibility: (N, 1, Hu, Wu) float in [0, 1] from :meth:`UVSpace.unwrap`.
+        weights: optional (N, 1, Hu, Wu) float in [0, 1] confidence; defaults to ``visibility``.
+        eps: below this total confidence a texel is left empty (0).
+
+    Returns:
+        ``(completed, coverage)``: (N, C, Hu, Wu) completed texture and (N, 1, Hu, Wu) completed confidence
+        ``w + (1 - w) w'`` in [0, 1] (0 where neither side was seen).
+    """
+    assert_shape(texture, [None, None, None, None], "texture")
+    n, _, hu, wu = texture.shape
+    assert_shape(visibility, [n, 1, hu, wu], "visibility")
+    w = visibility if weights is None else weights
+    assert_shape(w, [n, 1, hu, wu], "weights")
+    w = w.to(texture.dtype).clamp(0.0, 1.0)
+    w_m = torch.flip(w, dims=[-1])
+    t_m = torch.flip(texture, dims=[-1])
+    own = w
+    other = (1 - w) * w_m
+    coverage = own + other
+    denom = torch.where(coverage > eps, coverage, torch.ones_like(coverage))
+    completed = (own * texture + other * t_m) / denom
+    completed = torch.where(coverage > eps, completed, torch.zeros_like(completed))
+    return completed, coverage
+
+
+class UVSpace(torch.nn.Module):
+    """The mesh rasterised in UV space at a fixed resolution (topology is constant, so this is computed once).
+
+    Buffers (non-persistent, follow ``.to()``): ``texel_face`` (Hu, Wu) long face per texel or -1,
+    ``texel_bary`` (Hu, Wu, 3) float32 barycentrics, ``coverage`` (1, 1, Hu, Wu) float32 {0, 1}, ``faces`` (F, 3).
+
+    Args:
+        faces: (F, 3) long vertex indices.
+        verts_uvs: (T, 2) float UVs in [0, 1].
+        faces_uvs: (F, 3) long indices into ``verts_uvs``.
+        resolution: Hu or (Hu, Wu) texels.
+    """
+
+    def __init__(
+        self,
+        faces: torch.Tensor,
+        verts_uvs: torch.Tensor,
+        faces_uvs: torch.Tensor,
+        resolution: int | Sequence[int],
+    ) -> None:
+        super().__init__()
+        assert_shape(faces, [None, 3], "faces")
+        assert_shape(verts_uvs, [None, 2], "verts_uvs")
+        assert_shape(faces_uvs, [faces.shape[0], 3], "faces_uvs")
+        self.resolution = _hw(resolution)
+        uv = verts_uvs.detach().to(torch.float64)
+        if uv.numel() and (uv.min() < -1e-6 or uv.max() > 1 + 1e-6):
+            raise ValueError(f"verts_uvs must lie in [0, 1], got range [{uv.min():.4g}, {uv.max():.4g}]")
+        grid = uv_to_grid(uv)  # (T, 2) image NDC of each UV vertex
+        flat = torch.cat([grid, torch.zeros_like(grid[:, :1])], dim=-1)[None]  # (1, T, 3)
+        frag = rasterize(flat, faces_uvs.long(), self.resolution)
+        p2f = frag.pix_to_face[0, ..., 0]  # (Hu, Wu)
+        self.register_buffer("faces", faces.long().clone(), persistent=False)
+        self.register_buffer("texel_face", p2f, persistent=False)
+        self.register_buffer("texel_bary", frag.bary_coords[0, :, :, 0].to(torch.float32), persistent=False)
+        self.register_buffer("coverage", (p2f >= 0).to(torch.float32)[None, None], persistent=False)
+
+    def attribute_map(self, vertex_attrs: torch.Tensor) -> torch.Tensor:
+        """Interpolate per-vertex attributes over the UV layout (e.g. position or normal maps).
+
+        Args:
+            vertex_attrs: (N, V, C) float per-vertex values.
+
+        Returns:
+            (N, C, Hu, Wu) same dtype, 0 outside :attr:`coverage`. Differentiable w.r.t. ``vertex_attrs``.
+        """
+        assert_shape(vertex_attrs, [None, None, None], "vertex_attrs")
+        n, _, c = vertex_attrs.shape
+        hu, wu = self.resolution
+        vidx = self.faces[self.texel_face.clamp(min=0).reshape(-1)]  # (M, 3), M = Hu*Wu
+        vals = vertex_attrs[:, vidx]  # (N, M, 3, C)
+        bary = (self.texel_bary * self.coverage[0, 0, ..., None]).reshape(1, -1, 3, 1).to(vals.dtype)
+        return (vals * bary).sum(2).reshape(n, hu, wu, c).permute(0, 3, 1, 2)
+
+    def unwrap(
+        self,
+        image: torch.Tensor,
+        verts: torch.Tensor,
+        normals: Optional[torch.Tensor] = None,
+        depth_tolerance: float = 0.02,
+        soft_facing: float = 0.0,
+        fragments: Optional[Fragments] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample an image into UV space at each texel's projected position, keeping visible texels only.
+
+        A texel is visible when it is covered by the UV layout, projects inside the image, is front-facing
+        (view-frame normal z > 0) and passes a depth test against the screen z-buffer: texel depth
+        ``<= screen depth + depth_tolerance * (per-mesh depth extent)`` at the nearest pixel.
+
+        Args:
+            image: (N, C, H, W) float image (e.g. the teacher image in [0, 1]).
+            verts: (N, V, 3) float image-NDC vertices with depth (x right, y down, depth away from the camera).
+            normals: optional (N, V, 3) view-frame vertex normals (x right, y up, z toward the camera); by default
+                computed from ``verts`` via :func:`ndc_to_view`.
+            depth_tolerance: depth-test slack as a fraction of each mesh's depth extent.
+            soft_facing: 0 for a hard front-facing test; > 0 ramps visibility as ``clamp(n_z / soft_facing, 0, 1)``
+                (grazing texels get low confidence for :func:`mirror_complete`).
+            fragments: optional screen-space rasterisation of ``verts`` at the image size (reused if given).
+
+        Returns:
+            ``(texture, visibility)``: (N, C, Hu, Wu) sampled colours (0 where not visible) and (N, 1, Hu, Wu)
+            visibility in [0, 1]. The texture is differentiable w.r.t. the image and the vertex positions.
+        """
+        assert_shape(image, [None, None, None, None], "image")
+        n, _, h, w = image.shape
+        assert_shape(verts, [n, None, 3], "verts")
+        if normals is None:
+            normals = vertex_normals(ndc_to_view(verts), self.faces)
+        assert_shape(normals, [n, verts.shape[1], 3], "normals")
+        if fragments is None:
+            fragments = rasterize(verts, self.faces, (h, w))
+        elif fragments.pix_to_face.shape[1:3] != (h, w):
+            raise ValueError(f"fragments are {tuple(fragments.pix_to_face.shape[1:3])} pixels, image is {(h, w)}")
+        pos = self.attribute_map(verts)  # (N, 3, Hu, Wu)
+        nz = F.normalize(self.attribute_map(normals), dim=1)[:, 2:3]  # (N, 1, Hu, Wu)
+        grid = pos[:, :2].permute(0, 2, 3, 1)  # (N, Hu, Wu, 2): image NDC is grid_sample's convention
+        covered = fragments.pix_to_face[..., 0] >= 0  # (N, H, W)
+        screen = torch.stack([fragments.zbuf[..., 0], covered.to(verts.dtype)], dim=1).detach()  # (N, 2, H, W)
+        looked = F.grid_sample(screen, grid.detach(), mode="nearest", padding_mode="border", align_corners=False)
+        z_extent = (verts[..., 2].amax(1) - verts[..., 2].amin(1)).detach().view(n, 1, 1, 1)
+        g = grid.detach()
+        inside = ((g.abs() <= 1).all(-1))[:, None]  # (N, 1, Hu, Wu)
+        hard = (
+            (self.coverage > 0)
+            & inside
+            & (looked[:, 1:2] > 0.5)
+            & (pos[:, 2:3].detach() <= looked[:, 0:1] + depth_tolerance * z_extent)
+        )
+        facing = (nz > 0).to(verts.dtype) if soft_facing <= 0 else (nz / soft_facing).clamp(0.0, 1.0)
+        visibility = hard.to(verts.dtype) * facing.detach()
+        sampled = F.grid_sample(
+            image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=False
+        )
+        texture = sampled * (visibility > 0).to(sampled.dtype)
+        return texture, visibility
