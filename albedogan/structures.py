@@ -11,14 +11,18 @@ from typing import Optional
 
 import torch
 
-__all__ = ["FlameParams", "FlameOutput", "RenderOutput"]
+__all__ = ["FlameParams", "FlameOutput", "FaceEstimate", "GroundTruth", "TeacherSample", "RenderOutput"]
 
 
 def _map_tensors(obj, fn):
     kwargs = {}
     for f in fields(obj):
         value = getattr(obj, f.name)
-        kwargs[f.name] = fn(value) if isinstance(value, torch.Tensor) else value
+        if isinstance(value, torch.Tensor):
+            value = fn(value)
+        elif isinstance(value, _TensorRecord):
+            value = _map_tensors(value, fn)
+        kwargs[f.name] = value
     return type(obj)(**kwargs)
 
 
@@ -141,3 +145,56 @@ class RenderOutput(_TensorRecord):
     albedo_image: torch.Tensor
     pix_to_face: torch.Tensor
     landmarks: Optional[torch.Tensor] = None
+
+
+@dataclass(frozen=True)
+class FaceEstimate(_TensorRecord):
+    """Per-image 3D estimate: what DECA/MICA-style networks (or a teacher's ground truth) give for an image.
+
+    Attributes:
+        params: FLAME parameters (shape from the identity network, expression/pose from the encoder).
+        cam: (N, 3) weak-perspective camera ``[s, tx, ty]`` (``albedogan.render.weak_perspective_project``).
+        light: (N, 9, 3) SH lighting coefficients (``albedogan.render.sh_lighting``).
+    """
+
+    params: FlameParams
+    cam: torch.Tensor
+    light: torch.Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.cam.shape[0]
+
+
+@dataclass(frozen=True)
+class GroundTruth(_TensorRecord):
+    """What a synthetic teacher knows about its own images (the procedural world's benchmark labels).
+
+    Attributes:
+        estimate: the true FLAME parameters, camera and light of each image.
+        albedo: (N, 3, R, R) true UV albedo in [0, 1] (FLAME UV layout, row 0 = v = 1).
+        landmarks2d: (N, 68, 2) true image-NDC landmarks (x right, y down, in [-1, 1]).
+        alpha: (N, 1, H, W) float coverage of the head in the image.
+    """
+
+    estimate: FaceEstimate
+    albedo: torch.Tensor
+    landmarks2d: torch.Tensor
+    alpha: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TeacherSample(_TensorRecord):
+    """A batch from a teacher (StyleGAN2 or the procedural world).
+
+    Attributes:
+        image: (N, 3, H, W) float RGB in [0, 1].
+        ws: (N, num_ws, w_dim) the W+ latents that produced the images (after truncation) — what G_A is fed.
+        z: (N, z_dim) the input latents, or None when the sample was synthesised from given ws.
+        truth: ground truth when the teacher has it (procedural world), else None.
+    """
+
+    image: torch.Tensor
+    ws: torch.Tensor
+    z: Optional[torch.Tensor] = None
+    truth: Optional[GroundTruth] = None
