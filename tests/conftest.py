@@ -24,3 +24,11 @@ def project_root() -> Path:
 def synthetic_data_dir(tmp_path_factory) -> Path:
     """A data folder shared by the session, where the synthetic head model is generated once."""
     return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def synthetic_head_model(synthetic_data_dir):
+    """The embedded synthetic head as a HeadModel (generated once per test session)."""
+    from albedogan.flame.head import HeadModel
+
+    return HeadModel.synthetic(synthetic_data_dir, n_shape=300, n_exp=50)

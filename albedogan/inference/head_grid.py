@@ -34,7 +34,7 @@ class HeadSampler:
     """
 
     shape_std: float = 1.0
-    exp_std: float = 1.0
+    exp_std: float = 0.5
     jaw_max: float = 0.25
     yaw_max: float = 0.6
     pitch_max: float = 0.15
@@ -65,11 +65,10 @@ def framing_camera(vertices: torch.Tensor, margin: float = 0.1) -> WeakPerspecti
     return WeakPerspectiveCamera(torch.cat([scale[:, None], -centre], dim=-1))
 
 
-def skin_texture(head: HeadModel, size: int = 256, tone: tuple[float, float, float] = (0.80, 0.62, 0.52)) -> torch.Tensor:
-    """(1, 3, size, size) plain albedo for geometry previews: a skin tone, slightly lighter inside the face mask."""
-    mask = torch.nn.functional.interpolate(head.uv_face_mask, size=(size, size), mode="bilinear", align_corners=False)
-    base = torch.tensor(tone, dtype=mask.dtype, device=mask.device).view(1, 3, 1, 1)
-    return base * (0.9 + 0.1 * mask)
+def skin_texture(head: HeadModel, size: int = 64, tone: tuple[float, float, float] = (0.80, 0.62, 0.52)) -> torch.Tensor:
+    """(1, 3, size, size) uniform skin-tone albedo for geometry previews (on the head's device and dtype)."""
+    ref = head.verts_uvs
+    return torch.tensor(tone, dtype=ref.dtype, device=ref.device).view(1, 3, 1, 1).expand(1, 3, size, size)
 
 
 @torch.no_grad()

@@ -41,6 +41,6 @@ def test_every_group_option_composes(project_root):
 
 def test_experiment_ffhq_selects_official_flame(project_root):
     with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["experiment=ffhq"])
+        cfg = compose(config_name="train", overrides=["experiment=ffhq", "paths.assets_dir=/assets"])
     assert cfg.flame._target_.endswith("HeadModel.from_files")
-    assert "generic_model.pkl" in cfg.flame.model_path
+    assert cfg.flame.model_path == "/assets/FLAME2020/generic_model.pkl"
