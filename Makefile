@@ -28,11 +28,11 @@ test: install ## run the CPU test suite (unit + integration, not slow/gpu)
 test-full: install ## run every CPU test, slow ones included
 	$(PY) -m pytest -q -m "not gpu" tests
 
-demo: install ## build the embedded head model, render a grid of heads and export a textured head under outputs/demo
-	$(PY) -m albedogan.demo --out outputs/demo
+demo: install ## run the main job on the embedded default; outputs under outputs/demo
+	$(PY) infer.py mode=head_grid output_dir=outputs/demo
 
-head-grid: install ## render random identities/expressions of the embedded head to outputs/head_grid.png
-	$(PY) -m albedogan.flame.preview --out outputs/head_grid.png
+head-grid: install ## contact sheet of the configured head model (FLAME=synthetic|flame2020|flame2023)
+	$(PY) infer.py mode=head_grid flame=$(or $(FLAME),synthetic) output_dir=outputs/head_grid
 
 bench: install ## throughput benchmarks (CPU here; full sizes on a GPU)
 	$(PY) -m albedogan.bench

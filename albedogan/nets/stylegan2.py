@@ -1,0 +1,965 @@
+"""StyleGAN2 (config E/F) networks in pure PyTorch, with NVIDIA's parameter names.
+
+Built bottom-up: FIR resampling helpers -> bias + activation -> equalised-lr layers -> modulated convolution ->
+synthesis layers/blocks -> :class:`MappingNetwork`, :class:`SynthesisNetwork`, :class:`Generator`,
+:class:`Discriminator`. Parameter and buffer names follow NVlabs stylegan2-ada-pytorch / stylegan3
+(``mapping.fc{i}``, ``mapping.w_avg``, ``synthesis.b{res}.{const,conv0,conv1,torgb}...``, ``*.resample_filter``,
+D ``b{res}.{fromrgb,conv0,conv1,skip}``, ``b4.{conv,fc,out}``), so their state dicts load strictly; foreign formats
+are converted in :mod:`albedogan.assets.convert`.
+
+Conventions (all networks):
+    * latents ``z``: (N, z_dim) float32, standard normal; ``w``: (N, w_dim); ``ws`` (W+): (N, num_ws, w_dim).
+    * images: (N, C, H, W) float32, channels RGB, nominal range [-1, 1] (not clamped), row 0 = top.
+    * fp16 is used only for blocks flagged by ``num_fp16_res`` and only on CUDA; the CPU path is always float32.
+
+The custom CUDA kernels of the official code are replaced by fused ``conv2d`` / ``conv_transpose2d`` calls; each fast
+path has a plain reference (:func:`upfirdn2d_ref`) used by the tests.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from albedogan.utils.shapes import assert_shape
+
+__all__ = [
+    "setup_filter",
+    "upfirdn2d_ref",
+    "upsample2d",
+    "downsample2d",
+    "bias_act",
+    "normalize_2nd_moment",
+    "modulated_conv2d",
+    "FullyConnectedLayer",
+    "Conv2dLayer",
+    "MappingNetwork",
+    "SynthesisLayer",
+    "ToRGBLayer",
+    "SynthesisBlock",
+    "SynthesisNetwork",
+    "Generator",
+    "MinibatchStdLayer",
+    "DiscriminatorBlock",
+    "DiscriminatorEpilogue",
+    "Discriminator",
+    "channels_for",
+    "mix_styles",
+    "truncate",
+    "NOISE_MODES",
+]
+
+NOISE_MODES = ("random", "const", "none")
+"""Allowed ``noise_mode`` values: fresh N(0,1) noise, the stored ``noise_const`` buffers, or no noise."""
+
+_LRELU_SLOPE = 0.2
+_LRELU_GAIN = math.sqrt(2.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# FIR resampling (upfirdn2d equivalents)
+
+
+def setup_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> torch.Tensor:
+    """Separable 2D low-pass filter: normalised outer product of ``taps``.
+
+    Args:
+        taps: 1D filter taps, e.g. ``(1, 3, 3, 1)``.
+
+    Returns:
+        (K, K) float32 tensor summing to 1.
+    """
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    if f.ndim != 1 or f.numel() < 1:
+        raise ValueError(f"setup_filter: expected 1D taps, got shape {tuple(f.shape)}")
+    f2 = torch.outer(f, f)
+    return f2 / f2.sum()
+
+
+def _depthwise(f: torch.Tensor, channels: int, dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
+    """(K, K) filter -> (channels, 1, K, K) depthwise conv weight (filter is symmetric, so no flip is needed)."""
+    return (f.to(dtype) * scale).expand(channels, 1, *f.shape)
+
+
+def upfirdn2d_ref(
+    x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, pad: Sequence[int] = (0, 0, 0, 0), gain: float = 1.0
+) -> torch.Tensor:
+    """Reference upsample -> pad -> FIR filter -> downsample (NVIDIA ``upfirdn2d`` semantics, slow but simple).
+
+    Args:
+        x: (N, C, H, W) input.
+        f: (K, K) filter (convolution, i.e. flipped before correlating).
+        up: integer upsampling factor (zero insertion after every sample).
+        down: integer downsampling factor (keeps samples 0, down, 2*down, ...).
+        pad: (x0, x1, y0, y1) padding of the upsampled image; negative values crop.
+        gain: multiplier applied to the filter (``up**2`` keeps the mean for upsampling).
+
+    Returns:
+        (N, C, (H*up + y0 + y1 - K) // down + 1, (W*up + x0 + x1 - K) // down + 1) tensor.
+    """
+    n, c, h, w = x.shape
+    x0, x1, y0, y1 = pad
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)  # (N, C, H*up, W*up)
+    x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
+    x = x[:, :, max(-y0, 0) : x.shape[2] - max(-y1, 0), max(-x0, 0) : x.shape[3] - max(-x1, 0)]
+    weight = _depthwise(f.flip([0, 1]), c, x.dtype, gain)
+    x = F.conv2d(x, weight, groups=c)
+    return x[:, :, ::down, ::down]
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Upsample by 2 with filter ``f`` (gain 4), as NVIDIA ``upsample2d`` with the default padding.
+
+    One depthwise ``conv_transpose2d`` (stride 2) followed by a one-pixel crop on each side.
+
+    Args:
+        x: (N, C, H, W).
+        f: (K, K) symmetric filter, K = 4 for [1,3,3,1].
+
+    Returns:
+        (N, C, 2H, 2W).
+    """
+    c = x.shape[1]
+    k = f.shape[0]
+    y = F.conv_transpose2d(x, _depthwise(f, c, x.dtype, 4.0), stride=2, groups=c)  # (N, C, 2H+K-2, 2W+K-2)
+    lo = (k - 2) // 2
+    hi = k - 2 - lo
+    return y[:, :, lo : y.shape[2] - hi, lo : y.shape[3] - hi]
+
+
+def _blur(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0, stride: int = 1) -> torch.Tensor:
+    """Symmetric pad by ``pad`` then depthwise FIR filter (optionally strided). x: (N, C, H, W)."""
+    c = x.shape[1]
+    return F.conv2d(F.pad(x, [pad] * 4), _depthwise(f, c, x.dtype, gain), stride=stride, groups=c)
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Downsample by 2 with filter ``f`` (NVIDIA ``downsample2d`` default padding), as one strided depthwise conv.
+
+    Args:
+        x: (N, C, H, W), H and W even.
+        f: (K, K) symmetric filter.
+
+    Returns:
+        (N, C, H/2, W/2).
+    """
+    k = f.shape[0]
+    return _blur(x, f, (k - 2 + 1) // 2, stride=2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bias + activation, normalisation
+
+
+def bias_act(
+    x: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    act: str = "linear",
+    gain: float | None = None,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """Add a per-channel bias (dim 1), apply the activation, multiply by ``gain``, clamp to ``[-clamp, clamp]``.
+
+    Args:
+        x: (N, C, ...) tensor.
+        bias: (C,) or None.
+        act: ``"linear"`` or ``"lrelu"`` (slope 0.2).
+        gain: output gain; None = the activation's default (√2 for lrelu, 1 for linear).
+        clamp: None = no clamping.
+
+    Returns:
+        Tensor shaped like ``x``.
+    """
+    if act not in ("linear", "lrelu"):
+        raise ValueError(f"bias_act: unsupported activation {act!r}; use 'linear' or 'lrelu'")
+    if bias is not None:
+        x = x + bias.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
+    if act == "lrelu":
+        x = F.leaky_relu(x, _LRELU_SLOPE)
+    g = (_LRELU_GAIN if act == "lrelu" else 1.0) if gain is None else gain
+    if g != 1:
+        x = x * g
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    """Scale ``x`` so its mean square along ``dim`` is 1 (StyleGAN's pixel norm of z)."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Modulated convolution
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    noise: torch.Tensor | None = None,
+    up: int = 1,
+    resample_filter: torch.Tensor | None = None,
+    demodulate: bool = True,
+    fused_modconv: bool = True,
+) -> torch.Tensor:
+    """StyleGAN2 modulated (and demodulated) convolution with 'same' padding, optionally upsampling by 2.
+
+    The fused path folds the batch into the channel axis and runs one grouped ``conv2d`` (or ``conv_transpose2d``
+    for ``up=2``); the unfused path scales the activations before/after a shared-weight convolution (cheaper
+    backward in training). Both compute the same function.
+
+    Args:
+        x: (N, I, H, W) activations.
+        weight: (O, I, k, k) raw conv weight (k odd).
+        styles: (N, I) per-sample input-channel scales.
+        noise: None or a tensor broadcastable to (N, O, H*up, W*up), added after demodulation.
+        up: 1 or 2. For 2: transposed conv (stride 2) followed by the FIR filter with padding 1, gain 4.
+        resample_filter: (K, K) filter, required when ``up == 2``.
+        demodulate: normalise each output channel's modulated weight to unit L2 norm.
+        fused_modconv: use the grouped-convolution path.
+
+    Returns:
+        (N, O, H*up, W*up) tensor, dtype of ``x``.
+    """
+    n, in_ch, h, w_ = x.shape
+    out_ch, in_w, kh, kw = weight.shape
+    assert_shape(styles, [n, in_ch], "styles")
+    if in_w != in_ch:
+        raise ValueError(f"modulated_conv2d: weight expects {in_w} input channels, x has {in_ch}")
+    if up not in (1, 2):
+        raise ValueError(f"modulated_conv2d: up must be 1 or 2, got {up}")
+    if up == 2 and resample_filter is None:
+        raise ValueError("modulated_conv2d: up=2 needs resample_filter")
+
+    if x.dtype == torch.float16 and demodulate:  # pre-normalise to avoid fp16 overflow (scale cancels in demod)
+        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+
+    dcoefs = None
+    wmod = None
+    if demodulate or fused_modconv:
+        wmod = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)  # (N, O, I, k, k)
+    if demodulate:
+        dcoefs = (wmod.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # (N, O)
+    pad = kh // 2
+
+    if fused_modconv:
+        if dcoefs is not None:
+            wmod = wmod * dcoefs.reshape(n, out_ch, 1, 1, 1)
+        xg = x.reshape(1, n * in_ch, h, w_)  # (1, N*I, H, W)
+        wg = wmod.to(x.dtype)
+        if up == 1:
+            y = F.conv2d(xg, wg.reshape(n * out_ch, in_ch, kh, kw), padding=pad, groups=n)
+        else:
+            wt = wg.transpose(1, 2).reshape(n * in_ch, out_ch, kh, kw)  # (N*I, O, k, k)
+            y = F.conv_transpose2d(xg, wt, stride=2, groups=n)  # (1, N*O, 2H+k-2, 2W+k-2)
+            y = _blur(y, resample_filter, pad=_up_blur_pad(resample_filter.shape[0], kh), gain=4.0)  # (1, N*O, 2H, 2W)
+        y = y.reshape(n, out_ch, *y.shape[2:])
+        if noise is not None:
+            y = y + noise.to(y.dtype)
+        return y
+
+    y = x * styles.to(x.dtype).reshape(n, in_ch, 1, 1)
+    wt = weight.to(x.dtype)
+    if up == 1:
+        y = F.conv2d(y, wt, padding=pad)
+    else:
+        y = F.conv_transpose2d(y, wt.transpose(0, 1), stride=2)
+        y = _blur(y, resample_filter, pad=_up_blur_pad(resample_filter.shape[0], kh), gain=4.0)
+    if dcoefs is not None:
+        y = y * dcoefs.to(y.dtype).reshape(n, out_ch, 1, 1)
+    if noise is not None:
+        y = y + noise.to(y.dtype)
+    return y
+
+
+def _up_blur_pad(k_filter: int, k_conv: int) -> int:
+    """FIR padding after a stride-2 transposed conv so that 'same'-padded conv + 2x upsample gives exactly 2H.
+
+    Transposed conv output is 2H + k_conv - 2; filtering with a K-tap filter and padding p keeps
+    2H + k_conv - 2 + 2p - K + 1 samples, which must be 2H: p = (K - k_conv + 1) / 2 (= 1 for K=4, k=3).
+    """
+    return (k_filter - k_conv + 1) // 2
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Equalised-learning-rate layers
+
+
+class FullyConnectedLayer(nn.Module):
+    """Dense layer with equalised learning rate: ``y = act(x @ (W * lr/√in)^T + b * lr)``.
+
+    Args:
+        in_features: input width.
+        out_features: output width.
+        bias: learn an additive bias.
+        activation: ``"linear"`` or ``"lrelu"``.
+        lr_multiplier: learning-rate multiplier (0.01 in the mapping network); the stored weight is init/lr.
+        bias_init: initial bias value (1 for style affines so styles start at 1).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        activation: str = "linear",
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, in_features) -> (N, out_features)."""
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = None if self.bias is None else self.bias.to(x.dtype) * self.bias_gain
+        if self.activation == "linear" and b is not None:
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        return bias_act(x.matmul(w.t()), b, act=self.activation)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
+
+
+class Conv2dLayer(nn.Module):
+    """Equalised-lr convolution with 'same' padding, optional FIR downsampling by 2, bias, activation, clamp.
+
+    Args:
+        in_channels, out_channels: channel counts.
+        kernel_size: odd kernel size.
+        bias: learn a bias.
+        activation: ``"linear"`` or ``"lrelu"``.
+        down: 1 or 2 (FIR filter then strided conv; for 1x1 kernels filter+subsample then conv).
+        resample_filter: 1D taps of the FIR filter (stored as the ``resample_filter`` buffer, as in NVIDIA's code).
+        conv_clamp: clamp outputs to ±conv_clamp·gain; None = off.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        bias: bool = True,
+        activation: str = "linear",
+        down: int = 1,
+        resample_filter: Sequence[float] = (1, 3, 3, 1),
+        conv_clamp: float | None = None,
+    ) -> None:
+        super().__init__()
+        if down not in (1, 2):
+            raise ValueError(f"Conv2dLayer: down must be 1 or 2, got {down}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.activation = activation
+        self.down = down
+        self.conv_clamp = conv_clamp
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        self.padding = kernel_size // 2
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        """x: (N, in_channels, H, W) -> (N, out_channels, H/down, W/down)."""
+        w = (self.weight * self.weight_gain).to(x.dtype)
+        f = self.resample_filter
+        k = w.shape[-1]
+        if self.down == 1:
+            x = F.conv2d(x, w, padding=self.padding)
+        elif k == 1:
+            x = F.conv2d(downsample2d(x, f), w)
+        else:  # FIR with padding (K - 2 + 1)//2 + k//2 on each side, then the strided conv (valid)
+            x = _blur(x, f, pad=(f.shape[0] - 1) // 2 + self.padding)
+            x = F.conv2d(x, w, stride=2)
+        act_gain = (_LRELU_GAIN if self.activation == "lrelu" else 1.0) * gain
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, self.bias, act=self.activation, gain=act_gain, clamp=clamp)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_channels}, out={self.out_channels}, activation={self.activation}, down={self.down}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Mapping network
+
+
+class MappingNetwork(nn.Module):
+    """z -> w: 2nd-moment normalisation then ``num_layers`` lrelu FC layers (``fc0``..), broadcast to W+.
+
+    ``w_avg`` (a buffer) tracks the running mean of w in training mode: ``w_avg <- mean(w) + beta * (w_avg - mean(w))``;
+    truncation moves w toward it.
+
+    Args:
+        z_dim: latent size of z.
+        w_dim: latent size of w.
+        num_ws: number of W+ rows to broadcast to.
+        num_layers: FC layers (8 in StyleGAN2).
+        lr_multiplier: learning-rate multiplier of the FC layers (0.01).
+        w_avg_beta: decay of the running mean of w.
+    """
+
+    def __init__(
+        self,
+        z_dim: int,
+        w_dim: int,
+        num_ws: int,
+        num_layers: int = 8,
+        lr_multiplier: float = 0.01,
+        w_avg_beta: float = 0.995,
+    ) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.w_dim = w_dim
+        self.num_ws = num_ws
+        self.num_layers = num_layers
+        self.w_avg_beta = w_avg_beta
+        feats = [z_dim] + [w_dim] * num_layers
+        for i in range(num_layers):
+            setattr(self, f"fc{i}", FullyConnectedLayer(feats[i], feats[i + 1], activation="lrelu", lr_multiplier=lr_multiplier))
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        update_w_avg: bool = True,
+    ) -> torch.Tensor:
+        """Map z to W+.
+
+        Args:
+            z: (N, z_dim) float, standard normal.
+            truncation_psi: 1 = no truncation, 0 = every row equals ``w_avg``; ``w_avg.lerp(w, psi)``.
+            truncation_cutoff: truncate only rows ``[:cutoff]`` (None = all rows).
+            update_w_avg: in training mode, update the running mean ``w_avg`` (never in eval mode).
+
+        Returns:
+            ws: (N, num_ws, w_dim) float32.
+        """
+        assert_shape(z, [None, self.z_dim], "z")
+        x = normalize_2nd_moment(z.to(torch.float32))
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        if self.training and update_w_avg:
+            with torch.no_grad():
+                self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        ws = x.unsqueeze(1).expand(-1, self.num_ws, -1)  # (N, num_ws, w_dim)
+        return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
+
+    def extra_repr(self) -> str:
+        return f"z_dim={self.z_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}, num_layers={self.num_layers}"
+
+
+def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
+    """Truncation trick: rows ``[:cutoff]`` (all when None) become ``w_avg + psi * (w - w_avg)``.
+
+    Args:
+        ws: (N, num_ws, w_dim).
+        w_avg: (w_dim,).
+        psi: truncation strength; 1 returns ``ws`` unchanged.
+        cutoff: number of leading rows to truncate.
+
+    Returns:
+        (N, num_ws, w_dim) new tensor (``ws`` is not modified).
+    """
+    if psi == 1:
+        return ws
+    t = w_avg.to(ws.dtype).lerp(ws, psi)
+    if cutoff is None or cutoff >= ws.shape[1]:
+        return t
+    return torch.cat([t[:, :cutoff], ws[:, cutoff:]], dim=1)
+
+
+def mix_styles(ws_a: torch.Tensor, ws_b: torch.Tensor, cutoff: int) -> torch.Tensor:
+    """Style mixing: rows ``[:cutoff]`` (coarse styles) from ``ws_a``, rows ``[cutoff:]`` from ``ws_b``.
+
+    Args:
+        ws_a, ws_b: (N, num_ws, w_dim).
+        cutoff: 0..num_ws.
+
+    Returns:
+        (N, num_ws, w_dim).
+    """
+    if ws_a.shape != ws_b.shape:
+        raise ValueError(f"mix_styles: shapes differ {tuple(ws_a.shape)} vs {tuple(ws_b.shape)}")
+    if not 0 <= cutoff <= ws_a.shape[1]:
+        raise ValueError(f"mix_styles: cutoff {cutoff} outside [0, {ws_a.shape[1]}]")
+    return torch.cat([ws_a[:, :cutoff], ws_b[:, cutoff:]], dim=1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Synthesis network
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv (+ optional 2x upsample), per-pixel noise, bias, lrelu (gain √2), optional clamp.
+
+    Buffers/params: ``weight`` (O, I, 3, 3), ``bias`` (O,), ``affine`` (w -> I styles, bias init 1),
+    ``noise_strength`` (scalar), ``noise_const`` (R, R), ``resample_filter`` (4, 4).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        kernel_size: int = 3,
+        up: int = 1,
+        use_noise: bool = True,
+        resample_filter: Sequence[float] = (1, 3, 3, 1),
+        conv_clamp: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.resolution = resolution
+        self.up = up
+        self.use_noise = use_noise
+        self.conv_clamp = conv_clamp
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        if use_noise:
+            self.register_buffer("noise_const", torch.randn(resolution, resolution))
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1.0
+    ) -> torch.Tensor:
+        """x: (N, I, R/up, R/up), w: (N, w_dim) -> (N, O, R, R)."""
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        styles = self.affine(w)  # (N, I)
+        noise = None
+        if self.use_noise and noise_mode == "random":
+            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device) * self.noise_strength
+        elif self.use_noise and noise_mode == "const":
+            noise = self.noise_const * self.noise_strength
+        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, resample_filter=self.resample_filter,
+                             fused_modconv=fused_modconv)
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, self.bias, act="lrelu", gain=_LRELU_GAIN * gain, clamp=clamp)
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 conv without demodulation (styles scaled by 1/√(I·k²)) + bias (+ clamp): features -> RGB."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, kernel_size: int = 1,
+                 conv_clamp: float | None = None) -> None:
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
+        """x: (N, I, R, R), w: (N, w_dim) -> (N, out_channels, R, R)."""
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
+        return bias_act(x, self.bias, clamp=self.conv_clamp)
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution of the 'skip' generator: [const | conv0 (up 2)] -> conv1 -> torgb, image skip upsampled.
+
+    ``num_conv`` ws are consumed by the convs; the torgb uses the next row (shared with the next block's conv0).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        img_channels: int,
+        use_fp16: bool = False,
+        conv_clamp: float | None = None,
+        resample_filter: Sequence[float] = (1, 3, 3, 1),
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.w_dim = w_dim
+        self.resolution = resolution
+        self.img_channels = img_channels
+        self.use_fp16 = use_fp16
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
+                                        resample_filter=resample_filter, conv_clamp=conv_clamp)
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp)
+        self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+        self.num_conv = 1 if in_channels == 0 else 2
+        self.num_torgb = 1
+
+    def forward(
+        self,
+        x: torch.Tensor | None,
+        img: torch.Tensor | None,
+        ws: torch.Tensor,
+        noise_mode: str = "random",
+        fused_modconv: bool | None = None,
+        force_fp32: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (N, I, R/2, R/2) or None, img: (N, C, R/2, R/2) or None, ws: (N, num_conv+1, w_dim).
+
+        Returns:
+            x: (N, O, R, R) features; img: (N, C, R, R) float32 running image.
+        """
+        assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], f"ws of block b{self.resolution}")
+        fp16 = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
+        dtype = torch.float16 if fp16 else torch.float32
+        if fused_modconv is None:
+            fused_modconv = not self.training
+        w_rows = ws.unbind(dim=1)
+        if self.in_channels == 0:
+            x = self.const.to(dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+            x = self.conv1(x, w_rows[0], noise_mode=noise_mode, fused_modconv=fused_modconv)
+        else:
+            assert_shape(x, [ws.shape[0], self.in_channels, self.resolution // 2, self.resolution // 2], "x")
+            x = self.conv0(x.to(dtype), w_rows[0], noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv1(x, w_rows[1], noise_mode=noise_mode, fused_modconv=fused_modconv)
+        y = self.torgb(x, w_rows[self.num_conv], fused_modconv=fused_modconv).to(torch.float32)
+        img = y if img is None else upsample2d(img, self.resample_filter) + y
+        return x, img
+
+
+def channels_for(resolutions: Sequence[int], channel_base: int, channel_max: int) -> dict[int, int]:
+    """NVIDIA channel rule ``{res: min(channel_base // res, channel_max)}`` (config-f: base 32768, max 512)."""
+    return {r: min(channel_base // r, channel_max) for r in resolutions}
+
+
+def _check_resolution(res: int, what: str) -> int:
+    if not isinstance(res, int) or res < 8 or res > 4096 or res & (res - 1):
+        raise ValueError(f"{what}: resolution must be a power of two in [8, 4096], got {res!r}")
+    return res
+
+
+class SynthesisNetwork(nn.Module):
+    """W+ -> image: blocks ``b4, b8, ..., b{img_resolution}`` ('skip' architecture).
+
+    Args:
+        w_dim: latent size.
+        img_resolution: output size R (power of two, 8..4096).
+        img_channels: output channels (3).
+        channel_base, channel_max: channel rule ``min(channel_base // res, channel_max)``.
+        num_fp16_res: blocks at the N highest resolutions run in fp16 on CUDA (never on CPU).
+        conv_clamp: clamp of every conv output (256 with fp16), None = off.
+
+    Attributes:
+        channels: ``{res: channels}`` of every block; the constructor arguments are kept under their own names.
+        num_ws: W+ rows consumed (2·log2(R) − 2).
+    """
+
+    def __init__(
+        self,
+        w_dim: int = 512,
+        img_resolution: int = 1024,
+        img_channels: int = 3,
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        num_fp16_res: int = 0,
+        conv_clamp: float | None = None,
+    ) -> None:
+        super().__init__()
+        _check_resolution(img_resolution, "SynthesisNetwork")
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.channel_base = channel_base
+        self.channel_max = channel_max
+        self.num_fp16_res = num_fp16_res
+        self.conv_clamp = conv_clamp
+        log2 = int(math.log2(img_resolution))
+        self.block_resolutions = [2**i for i in range(2, log2 + 1)]
+        self.channels = channels_for(self.block_resolutions, channel_base, channel_max)
+        fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8) if num_fp16_res > 0 else img_resolution * 2
+        self.num_ws = 0
+        for res in self.block_resolutions:
+            in_ch = self.channels[res // 2] if res > 4 else 0
+            block = SynthesisBlock(in_ch, self.channels[res], w_dim, res, img_channels,
+                                   use_fp16=res >= fp16_resolution, conv_clamp=conv_clamp)
+            self.num_ws += block.num_conv
+            setattr(self, f"b{res}", block)
+        self.num_ws += 1  # the last torgb
+
+    def block_ws(self, ws: torch.Tensor) -> list[torch.Tensor]:
+        """Split W+ (N, num_ws, w_dim) into per-block views (N, num_conv + 1, w_dim) (torgb shares a row)."""
+        out, idx = [], 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            out.append(ws.narrow(1, idx, block.num_conv + block.num_torgb))
+            idx += block.num_conv
+        return out
+
+    def forward(
+        self,
+        ws: torch.Tensor,
+        noise_mode: str = "random",
+        fused_modconv: bool | None = None,
+        force_fp32: bool = False,
+    ) -> torch.Tensor:
+        """Synthesise images.
+
+        Args:
+            ws: (N, num_ws, w_dim) W+ latents.
+            noise_mode: ``"random"``, ``"const"`` (deterministic) or ``"none"``.
+            fused_modconv: None = fused in eval mode, unfused in training mode.
+            force_fp32: disable fp16 blocks even on CUDA.
+
+        Returns:
+            (N, img_channels, R, R) float32 images, nominal range [-1, 1].
+        """
+        assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
+        ws = ws.to(torch.float32)
+        x = img = None
+        for res, cur in zip(self.block_resolutions, self.block_ws(ws)):
+            x, img = getattr(self, f"b{res}")(x, img, cur, noise_mode=noise_mode, fused_modconv=fused_modconv,
+                                               force_fp32=force_fp32)
+        return img
+
+
+class Generator(nn.Module):
+    """StyleGAN2 generator: ``mapping`` (z -> W+) and ``synthesis`` (W+ -> image) as separate submodules.
+
+    Args:
+        z_dim, w_dim: latent sizes (512 for FFHQ).
+        img_resolution: output size (1024 for FFHQ).
+        img_channels: 3.
+        channel_base, channel_max: channel rule (config-f: 32768, 512).
+        num_fp16_res, conv_clamp: GPU mixed precision (e.g. 4 and 256); fp16 is never used on CPU.
+        mapping_layers, mapping_lr_multiplier, w_avg_beta: mapping network options.
+
+    Attributes:
+        init_kwargs: the constructor arguments, so ``Generator(**G.init_kwargs)`` rebuilds the architecture.
+        num_ws: number of W+ rows (18 at 1024², 14 at 256²).
+    """
+
+    def __init__(
+        self,
+        z_dim: int = 512,
+        w_dim: int = 512,
+        img_resolution: int = 1024,
+        img_channels: int = 3,
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        num_fp16_res: int = 0,
+        conv_clamp: float | None = None,
+        mapping_layers: int = 8,
+        mapping_lr_multiplier: float = 0.01,
+        w_avg_beta: float = 0.995,
+    ) -> None:
+        super().__init__()
+        self.init_kwargs: dict[str, Any] = dict(
+            z_dim=z_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+            channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res, conv_clamp=conv_clamp,
+            mapping_layers=mapping_layers, mapping_lr_multiplier=mapping_lr_multiplier, w_avg_beta=w_avg_beta,
+        )
+        self.z_dim = z_dim
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, channel_base, channel_max,
+                                          num_fp16_res, conv_clamp)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim, w_dim, self.num_ws, mapping_layers, mapping_lr_multiplier, w_avg_beta)
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        noise_mode: str = "random",
+        fused_modconv: bool | None = None,
+        force_fp32: bool = False,
+    ) -> torch.Tensor:
+        """z: (N, z_dim) -> images (N, img_channels, R, R) float32, nominal range [-1, 1]."""
+        ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, force_fp32=force_fp32)
+
+    @torch.no_grad()
+    def estimate_w_avg(self, num_samples: int = 4096, seed: int = 0, batch: int = 1024) -> torch.Tensor:
+        """Set ``mapping.w_avg`` to the mean w of ``num_samples`` seeded z samples (used when a file has none).
+
+        Returns:
+            (w_dim,) the new ``w_avg``.
+        """
+        gen = torch.Generator().manual_seed(seed)
+        dev = self.mapping.w_avg.device
+        total = torch.zeros(self.w_dim, dtype=torch.float64, device=dev)
+        done = 0
+        while done < num_samples:
+            n = min(batch, num_samples - done)
+            z = torch.randn(n, self.z_dim, generator=gen).to(dev)
+            total += self.mapping(z, update_w_avg=False)[:, 0].sum(0).double()  # (w_dim,)
+            done += n
+        self.mapping.w_avg.copy_((total / num_samples).to(self.mapping.w_avg.dtype))
+        return self.mapping.w_avg.clone()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Discriminator
+
+
+class MinibatchStdLayer(nn.Module):
+    """Append the mean (over channels/pixels) std-dev across groups of ``group_size`` samples as extra channels.
+
+    x: (N, C, H, W) -> (N, C + num_channels, H, W); N must be divisible by min(group_size, N).
+    """
+
+    def __init__(self, group_size: int | None = 4, num_channels: int = 1) -> None:
+        super().__init__()
+        self.group_size = group_size
+        self.num_channels = num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size, n) if self.group_size is not None else n
+        if n % g:
+            raise ValueError(f"MinibatchStdLayer: batch size {n} is not divisible by the group size {g}")
+        f = self.num_channels
+        y = x.reshape(g, -1, f, c // f, h, w)  # (G, n, F, c, H, W)
+        y = (y - y.mean(dim=0)).square().mean(dim=0)  # (n, F, c, H, W)
+        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])  # (n, F)
+        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)  # (N, F, H, W)
+        return torch.cat([x, y], dim=1)
+
+
+class DiscriminatorBlock(nn.Module):
+    """Residual D block at resolution R: [fromrgb] -> conv0 -> conv1 (down 2) + skip (1x1, down 2), both ×√½."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        tmp_channels: int,
+        out_channels: int,
+        resolution: int,
+        img_channels: int,
+        use_fp16: bool = False,
+        conv_clamp: float | None = None,
+        resample_filter: Sequence[float] = (1, 3, 3, 1),
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.resolution = resolution
+        self.img_channels = img_channels
+        self.use_fp16 = use_fp16
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        if in_channels == 0:
+            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2,
+                                 resample_filter=resample_filter, conv_clamp=conv_clamp)
+        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2, resample_filter=resample_filter)
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False) -> torch.Tensor:
+        """x: (N, C, R, R) features (None for the first block, then ``img`` (N, 3, R, R) is used) -> (N, O, R/2, R/2)."""
+        ref = x if x is not None else img
+        fp16 = self.use_fp16 and not force_fp32 and ref.device.type == "cuda"
+        dtype = torch.float16 if fp16 else torch.float32
+        if self.in_channels == 0:
+            assert_shape(img, [None, self.img_channels, self.resolution, self.resolution], "img")
+            x = self.fromrgb(img.to(dtype))
+        else:
+            x = x.to(dtype)
+        y = self.skip(x, gain=math.sqrt(0.5))
+        x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
+        return y + x
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4 head: minibatch std -> conv 3x3 -> fc (lrelu) -> out (1 logit)."""
+
+    def __init__(self, in_channels: int, resolution: int = 4, mbstd_group_size: int | None = 4,
+                 mbstd_num_channels: int = 1, conv_clamp: float | None = None) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.resolution = resolution
+        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation="lrelu",
+                                conv_clamp=conv_clamp)
+        self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation="lrelu")
+        self.out = FullyConnectedLayer(in_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, C, 4, 4) -> logits (N, 1)."""
+        assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], "x")
+        x = x.to(torch.float32)
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.conv(x)
+        return self.out(self.fc(x.flatten(1)))
+
+
+class Discriminator(nn.Module):
+    """StyleGAN2 residual discriminator (unconditional): blocks ``b{R}, ..., b8`` then the epilogue ``b4``.
+
+    Args:
+        img_resolution: input size R (power of two, 8..4096).
+        img_channels: 3.
+        channel_base, channel_max: channel rule (config-f: 32768, 512).
+        num_fp16_res, conv_clamp: GPU mixed precision; fp16 never used on CPU.
+        mbstd_group_size, mbstd_num_channels: minibatch std-dev layer.
+
+    Attributes:
+        init_kwargs: constructor arguments (``Discriminator(**D.init_kwargs)`` rebuilds it).
+    """
+
+    def __init__(
+        self,
+        img_resolution: int = 1024,
+        img_channels: int = 3,
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        num_fp16_res: int = 0,
+        conv_clamp: float | None = None,
+        mbstd_group_size: int | None = 4,
+        mbstd_num_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        _check_resolution(img_resolution, "Discriminator")
+        self.init_kwargs: dict[str, Any] = dict(
+            img_resolution=img_resolution, img_channels=img_channels, channel_base=channel_base,
+            channel_max=channel_max, num_fp16_res=num_fp16_res, conv_clamp=conv_clamp,
+            mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
+        )
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        log2 = int(math.log2(img_resolution))
+        self.block_resolutions = [2**i for i in range(log2, 2, -1)]
+        self.channels = channels_for(self.block_resolutions + [4], channel_base, channel_max)
+        fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8) if num_fp16_res > 0 else img_resolution * 2
+        for res in self.block_resolutions:
+            in_ch = self.channels[res] if res < img_resolution else 0
+            setattr(self, f"b{res}", DiscriminatorBlock(in_ch, self.channels[res], self.channels[res // 2], res,
+                                                        img_channels, use_fp16=res >= fp16_resolution,
+                                                        conv_clamp=conv_clamp))
+        self.b4 = DiscriminatorEpilogue(self.channels[4], 4, mbstd_group_size, mbstd_num_channels, conv_clamp)
+
+    def forward(self, img: torch.Tensor, force_fp32: bool = False) -> torch.Tensor:
+        """img: (N, img_channels, R, R) in [-1, 1] -> realness logits (N, 1) float32."""
+        assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "img")
+        x = None
+        for res in self.block_resolutions:
+            x = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32)
+        return self.b4(x)
