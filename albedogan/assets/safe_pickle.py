@@ -166,8 +166,10 @@ def restricted_loads(
     """Unpickle ``data`` through :class:`RestrictedUnpickler`; any failure becomes :class:`UnsafePickleError`."""
     try:
         return RestrictedUnpickler(io.BytesIO(data), allowed, source, encoding, persistent_load).load()
-    except UnsafePickleError:
-        raise
+    except UnsafePickleError as err:
+        if source in str(err):
+            raise
+        raise UnsafePickleError(f"{source}: {err}") from err  # e.g. a corrupt embedded torch blob
     except RecursionError as err:
         raise UnsafePickleError(f"{source}: pickle nests too deeply") from err
     except Exception as err:  # truncated / corrupt data raise many different types

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -15,11 +16,46 @@ class OutputWriteError(OSError):
     """Raised when an output file cannot be written (read-only folder, disk full, ...)."""
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: the process exists but belongs to someone else
+        return True
+    return True
+
+
+def _temp_prefix(path: Path) -> str:
+    """``.<name>.<host>.``: the host keeps writers on other machines of a shared filesystem out of cleanup."""
+    host = socket.gethostname().replace(".", "_") or "host"
+    return f".{path.name}.{host}."
+
+
+def _remove_orphaned_temps(path: Path) -> None:
+    """Delete ``.<name>.<host>.<pid>.*.tmp`` siblings of ``path`` left by killed writers of this host.
+
+    Temp files of live processes (concurrent writers) and of other hosts are kept; cleanup failures are ignored.
+    """
+    prefix = _temp_prefix(path)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(".tmp")):
+                continue
+            pid_text = name[len(prefix):].split(".", 1)[0]
+            if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success it is fsynced and renamed onto ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed and ``path`` is left untouched. Temporary files are named
+    ``.<name>.<host>.<pid>.<random>.tmp``; a successful write also removes those of writers on this host that were
+    killed (pid gone).
 
     Args:
         path: destination file. Its parent folder is created if missing.
@@ -31,7 +67,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None 
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
         raise OutputWriteError(
             f"cannot write {path}: {err.strerror or err}. Choose a writable output folder."
@@ -42,6 +78,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None 
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _remove_orphaned_temps(path)
     except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -40,7 +40,6 @@ import argparse
 import math
 import os
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -352,10 +351,10 @@ def read_rosinality_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise UnsafePickleError(
-            f"{path}: refused by the safe loader (torch.load weights_only=True): {str(err).splitlines()[0]}. "
+            f"{path}: refused by the safe loader (torch.load weights_only=True): {(str(err).splitlines() or [type(err).__name__])[0]}. "
             "The file references code or objects a weights file should not contain; do not load it."
         ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - corrupt archives raise RuntimeError, IndexError, KeyError, BadZipFile ...
         raise AssetFormatError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(ckpt, dict):
         raise AssetFormatError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")

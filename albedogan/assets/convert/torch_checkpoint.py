@@ -86,9 +86,9 @@ def load_torch_checkpoint(path: str | os.PathLike | None, spec: AssetSpec) -> An
     except pickle.UnpicklingError as err:
         raise UnsafePickleError(
             f"{file}: refused to load {spec.name}: the file references code or objects that a plain weights file "
-            f"does not contain, so it was not deserialised. Use the official file. ({str(err).splitlines()[0]})"
+            f"does not contain, so it was not deserialised. Use the official file. ({(str(err).splitlines() or [type(err).__name__])[0]})"
         ) from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - corrupt archives raise RuntimeError, IndexError, KeyError, struct.error ...
         raise AssetFormatError(f"{file}: not a readable PyTorch checkpoint for {spec.name} ({err})") from err
 
 
