@@ -28,7 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from albedogan.nets.encoder import DECA_OUTPUT_SIZES, DecaEncoder, EncoderOutput
+from albedogan.nets.encoder import (
+    DECA_OUTPUT_SIZES,
+    CompactEncoder,
+    DecaEncoder,
+)
 from albedogan.nets.identity import IdentityEmbedder
 from albedogan.nets.mica import MappingNetwork
 from albedogan.render.cameras import pixels_to_ndc
@@ -36,9 +40,7 @@ from albedogan.structures import FaceEstimate, FlameParams, GroundTruth
 from albedogan.utils.shapes import assert_shape
 
 __all__ = [
-    "AMBIENT_LIGHT_DC",
     "TRAINABLE_PARTS",
-    "CompactEncoder",
     "FaceEstimator",
     "GroundTruthEstimator",
     "NetworkEstimator",
@@ -47,22 +49,10 @@ __all__ = [
     "build_embedded_estimator",
     "crop_boxes",
     "crop_camera_to_image",
-    "split_encoder_parameters",
 ]
-
-AMBIENT_LIGHT_DC = (4 * torch.pi) ** 0.5
-"""First SH coefficient that gives shading 1 everywhere (``c_0 = 1 / sqrt(4 pi)``, see ``render.sh_lighting``)."""
 
 TRAINABLE_PARTS = ("shape_mapping", "identity_upper", "encoder")
 """Names accepted in ``trainable``: the MICA mapping net, the identity net's upper layers, the encoder."""
-
-
-def split_encoder_parameters(params: torch.Tensor, sizes: Mapping[str, int]) -> EncoderOutput:
-    """Split a (N, sum(sizes)) vector in DECA's order into :class:`EncoderOutput` (light -> (N, 9, 3))."""
-    assert_shape(params, [None, sum(sizes.values())], "encoder parameters")
-    parts = dict(zip(sizes, torch.split(params, list(sizes.values()), dim=1)))
-    parts["light"] = parts["light"].reshape(params.shape[0], 9, 3)  # (N, 27) -> (N, 9, 3)
-    return EncoderOutput(**parts)
 
 
 def _fit(code: torch.Tensor, size: int) -> torch.Tensor:
@@ -255,87 +245,6 @@ class GroundTruthEstimator(FaceEstimator):
             scale = cam[:, :1] * torch.exp(nz["cam_scale_std"] * torch.randn_like(cam[:, :1]))
             cam = torch.cat([scale, self._jitter(cam[:, 1:], nz["cam_translation_std"])], dim=-1)
         return FaceEstimate(params=params, cam=cam, light=self._jitter(est.light, nz["light_std"]))
-
-
-class CompactEncoder(nn.Module):
-    """Small CNN with DECA's output split, trainable on CPU (the embedded world's encoder).
-
-    ``stride-2 3x3 conv + GroupNorm + LeakyReLU`` per entry of ``channels``, global average pooling, then an MLP
-    whose last layer is zero-initialised, so the untrained outputs equal the priors:
-    ``cam = camera_prior + raw_cam``, ``light = light_prior + raw_light``, other codes ``output_scale[k] * raw``.
-
-    Args:
-        input_size: side of the square input crop (pixels).
-        output_sizes: ordered sizes in DECA's order (``shape, tex, expression, pose, cam, light``).
-        channels: conv widths (one stride-2 stage each).
-        hidden_dim: MLP hidden width.
-        camera_prior: ``[s, tx, ty]`` predicted when untrained (crop NDC; s in NDC units per metre, t in metres).
-        light_prior: (27,) SH coefficients (row-major 9 x 3) predicted when untrained; default ambient white light
-            of shading 1 (:data:`AMBIENT_LIGHT_DC` in band 0).
-        output_scale: multiplier per code name for ``shape, tex, expression, pose`` (default 1).
-    """
-
-    def __init__(
-        self,
-        input_size: int = 64,
-        output_sizes: Mapping[str, int] | None = None,
-        channels: Sequence[int] = (16, 32, 64, 128),
-        hidden_dim: int = 256,
-        camera_prior: Sequence[float] = (7.0, 0.0, 0.0),
-        light_prior: Optional[Sequence[float]] = None,
-        output_scale: Mapping[str, float] | None = None,
-    ) -> None:
-        super().__init__()
-        sizes = dict(DECA_OUTPUT_SIZES if output_sizes is None else output_sizes)
-        if list(sizes) != list(DECA_OUTPUT_SIZES) or sizes["pose"] != 6 or sizes["cam"] != 3 or sizes["light"] != 27:
-            raise ValueError(
-                f"CompactEncoder: output_sizes must have keys {list(DECA_OUTPUT_SIZES)} in order with pose/cam/light "
-                f"= 6/3/27, got {sizes}"
-            )
-        self.output_sizes = {k: int(v) for k, v in sizes.items()}
-        self.out_dim = sum(self.output_sizes.values())
-        self.input_size = int(input_size)
-        layers: list[nn.Module] = []
-        cin = 3
-        for cout in channels:
-            layers += [nn.Conv2d(cin, int(cout), 3, stride=2, padding=1), nn.GroupNorm(min(8, int(cout)), int(cout)),
-                       nn.LeakyReLU(0.2)]
-            cin = int(cout)
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(cin, hidden_dim), nn.LeakyReLU(0.2), nn.Linear(hidden_dim, self.out_dim))
-        nn.init.zeros_(self.head[2].weight)
-        nn.init.zeros_(self.head[2].bias)
-        cam = torch.as_tensor(camera_prior, dtype=torch.float32)
-        assert_shape(cam, [3], "camera_prior")
-        if light_prior is None:
-            light = torch.zeros(27)
-            light[:3] = AMBIENT_LIGHT_DC
-        else:
-            light = torch.as_tensor(light_prior, dtype=torch.float32).reshape(-1)
-            assert_shape(light, [27], "light_prior")
-        scales = {"shape": 1.0, "tex": 1.0, "expression": 1.0, "pose": 1.0}
-        unknown = set(output_scale or {}) - set(scales)
-        if unknown:
-            raise ValueError(f"CompactEncoder: output_scale keys must be among {sorted(scales)}, got {sorted(unknown)}")
-        scales.update({k: float(v) for k, v in (output_scale or {}).items()})
-        scale_vec = torch.cat([torch.full((self.output_sizes[k],), scales[k]) for k in scales] + [torch.ones(30)])
-        offset = torch.cat([torch.zeros(self.out_dim - 30), cam, light])
-        self.register_buffer("output_scale", scale_vec)
-        self.register_buffer("output_offset", offset)
-
-    def forward(self, images: torch.Tensor) -> EncoderOutput:
-        """Encode crops.
-
-        Args:
-            images: (N, 3, S, S) float RGB in [0, 1], S = ``input_size``.
-
-        Returns:
-            :class:`EncoderOutput` (cam in crop NDC).
-        """
-        assert_shape(images, [None, 3, self.input_size, self.input_size], "CompactEncoder input")
-        h = self.features(images * 2.0 - 1.0).mean(dim=(2, 3))  # (N, C)
-        raw = self.head(h)  # (N, out_dim)
-        return split_encoder_parameters(raw * self.output_scale + self.output_offset, self.output_sizes)
 
 
 def _identity_upper_modules(net: nn.Module, sface_blocks: int) -> list[nn.Module]:

@@ -154,7 +154,6 @@ def rasterize(
     assert_shape(verts, [None, None, 3], "verts")
     assert_shape(faces, [None, 3], "faces")
     h, w = _hw(image_size)
-    n, f = verts.shape[0], faces.shape[0]
     if backend not in ("auto", "pytorch3d", "bbox"):
         raise ValueError(f"rasterize: backend must be 'auto', 'pytorch3d' or 'bbox', got {backend!r}")
     if backend == "bbox" and faces_per_pixel != 1:

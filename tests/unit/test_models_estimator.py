@@ -12,8 +12,6 @@ from hydra.utils import get_method, instantiate
 from omegaconf import OmegaConf
 
 from albedogan.models.estimator import (
-    AMBIENT_LIGHT_DC,
-    CompactEncoder,
     GroundTruthEstimator,
     NetworkEstimator,
     ShapeNetwork,
@@ -23,7 +21,7 @@ from albedogan.models.estimator import (
     crop_camera_to_image,
 )
 from albedogan.nets.arcface import iresnet50
-from albedogan.nets.encoder import DecaEncoder
+from albedogan.nets.encoder import AMBIENT_LIGHT_DC, CompactEncoder, DecaEncoder
 from albedogan.nets.identity import IdentityEmbedder
 from albedogan.nets.mica import MappingNetwork
 from albedogan.render import weak_perspective_project

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from albedogan.render import FaceRenderer, UVSpace, WeakPerspectiveCamera, mirror_complete, sample_texture
+from albedogan.render import FaceRenderer, UVSpace, mirror_complete, sample_texture
 from albedogan.render import uv_grid, uv_sphere, weak_perspective_project
 
 
