@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import tempfile
@@ -14,6 +15,15 @@ __all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_wri
 
 class OutputWriteError(OSError):
     """Raised when an output file cannot be written (read-only folder, disk full, ...)."""
+
+
+@functools.lru_cache(maxsize=1)
+def _default_file_mode() -> int:
+    """0o666 minus the process umask (what ``open(path, "w")`` would give); read once, since reading the umask
+    means briefly setting it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _pid_alive(pid: int) -> bool:
@@ -76,6 +86,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None 
         with os.fdopen(fd, mode, encoding=(encoding or "utf-8") if mode == "w" else None) as fh:
             yield fh
             fh.flush()
+            os.fchmod(fh.fileno(), _default_file_mode())  # mkstemp creates 0600; outputs get the usual umask
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _remove_orphaned_temps(path)

@@ -46,3 +46,14 @@ def test_bad_mode():
     with pytest.raises(ValueError, match="modes"):
         with atomic_open("x", "a"):
             pass
+
+
+def test_written_files_get_umask_permissions(tmp_path):
+    import os
+
+    from albedogan.utils.io import _default_file_mode
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask == _default_file_mode()
