@@ -3,16 +3,20 @@ call them with a composed config)."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any
 
 import hydra
+import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from albedogan.utils.io import atomic_write_text
 from albedogan.utils.logging import get_logger
+from albedogan.utils.seeding import seed_everything
 
-__all__ = ["resolve_device", "run_infer", "run_train"]
+__all__ = ["build_pipeline_from_config", "resolve_device", "run_infer", "run_train"]
 
 log = get_logger(__name__)
 
@@ -31,22 +35,74 @@ def _save_config(cfg: DictConfig, output_dir: str | Path) -> None:
     atomic_write_text(Path(output_dir) / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
 
+def build_pipeline_from_config(cfg: DictConfig, head, device: torch.device):
+    """Instantiate teacher (``head`` injected) and estimator from ``cfg`` and load ``cfg.checkpoint``."""
+    from albedogan.inference.pipeline import build_pipeline, load_inference_weights
+
+    if cfg.checkpoint is not None and not Path(str(cfg.checkpoint)).is_file():
+        load_inference_weights(cfg.checkpoint)  # raises the missing-checkpoint error before anything is built
+    teacher = hydra.utils.instantiate(cfg.teacher, head=head)
+    estimator = hydra.utils.instantiate(cfg.estimator) if cfg.get("estimator") is not None else None
+    g_kwargs = cfg.get("albedo_generator")
+    prefixes = cfg.get("checkpoint_prefixes")
+    return build_pipeline(
+        teacher, head, estimator, cfg.checkpoint,
+        allow_no_checkpoint=bool(cfg.allow_no_checkpoint),
+        render_size=int(cfg.render_size), uv_resolution=int(cfg.uv_resolution),
+        albedo_generator_kwargs=OmegaConf.to_container(g_kwargs, resolve=True) if g_kwargs is not None else None,
+        checkpoint_prefixes=OmegaConf.to_container(prefixes, resolve=True) if prefixes is not None else None,
+        device=device,
+    )
+
+
 def run_infer(cfg: DictConfig) -> int:
-    """Build the head model and run the selected ``mode``; returns the process exit status."""
-    torch.manual_seed(cfg.seed)
+    """Build the head model (and, for modes that take a ``pipeline``, the :class:`FacePipeline`) and run ``mode``.
+
+    The mode is a partial callable from ``conf/mode/``; it receives ``seed``, ``device`` and either ``head`` or
+    ``pipeline`` (whichever its signature names). An integer result is the exit status (e.g. reconstruct returns 1
+    when any input failed); anything else is logged and the status is 0.
+    """
+    seed_everything(int(cfg.seed))
     device = resolve_device(cfg.device)
     output_dir = Path(cfg.output_dir)
     _save_config(cfg, output_dir)
-    head = hydra.utils.instantiate(cfg.flame)
     mode = hydra.utils.instantiate(cfg.mode)
-    result = mode(head=head, seed=cfg.seed, device=device)
+    params = inspect.signature(mode).parameters
+    head = hydra.utils.instantiate(cfg.flame)
+    kwargs = {"seed": int(cfg.seed), "device": device}
+    if "pipeline" in params:
+        kwargs["pipeline"] = build_pipeline_from_config(cfg, head, device)
+    else:
+        kwargs["head"] = head
+    result = mode(**kwargs)
+    if isinstance(result, int) and not isinstance(result, bool):
+        return result
     log.info("wrote %s", result)
     return 0
 
 
-def run_train(cfg: DictConfig) -> None:
-    """Training loop entry (the AlbedoGAN LightningModule arrives with the training issue)."""
-    raise NotImplementedError(
-        "python train.py: the AlbedoGAN training loop is not part of this version yet (tracked as the 'Training' "
-        "issue); `python train.py --cfg job` shows the composed configuration"
-    )
+def run_train(cfg: DictConfig) -> dict[str, float]:
+    """Compose -> build -> ``trainer.fit`` (resuming from ``cfg.ckpt_path`` when set).
+
+    Returns:
+        The trainer's final ``callback_metrics`` as floats (what a Hydra sweeper would read).
+    """
+    from albedogan.models.builder import build_training, instantiate_group
+
+    seed_everything(int(cfg.seed))
+    output_dir = Path(cfg.paths.output_dir)
+    _save_config(cfg, output_dir)
+    model, datamodule = build_training(cfg)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    finally:
+        for lg in loggers:
+            finish = getattr(getattr(lg, "experiment", None), "finish", None)
+            if type(lg).__name__ == "WandbLogger" and callable(finish):
+                finish()  # close the W&B run so the next multirun job starts clean
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+    log.info("training finished at step %d: %s", trainer.global_step, metrics)
+    return metrics

@@ -1,0 +1,183 @@
+"""``python infer.py mode=generate``: seeds → textured FLAME meshes, renders, parameters and a contact sheet.
+
+Per face (folder ``<out>/seed<NNNN>/``): ``mesh.obj`` + ``mesh.mtl`` + ``mesh_albedo.png`` (the UV albedo),
+``mesh.glb`` (texture embedded), ``params.npz`` (seed, z, w, shape, expression, pose, camera, light, …), ``render.png``
+(shaded, in the teacher image's framing), ``albedo_render.png`` (unlit) and ``teacher.png``. Per run:
+``contact_sheet.png`` (teacher | render | albedo-only render | UV albedo, one row per face); ``config.yaml`` is written
+by the entry point. Same seed → same files (latents are drawn per seed; PNG/OBJ/GLB bytes are reproducible).
+
+Examples::
+
+    python infer.py mode=generate                       # 8 faces, seeds 0..7, shipped checkpoint
+    python infer.py mode=generate mode.seeds=[3,14,15] mode.truncation_psi=0.7 mode.uv_resolution=512
+    python infer.py mode=generate mode.edit.direction=smile.npy mode.edit.strength=2
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import torch
+
+from albedogan.inference.contact_sheet import save_contact_sheet
+from albedogan.inference.editing import apply_direction, load_direction
+from albedogan.inference.export import export_glb, export_npz, export_obj, save_png
+from albedogan.inference.pipeline import FacePipeline, FaceResult, resample_uv
+from albedogan.utils.logging import get_logger
+
+__all__ = ["face_arrays", "resolve_seeds", "run_generate", "write_face"]
+
+log = get_logger(__name__)
+
+
+def resolve_seeds(n: int, seeds: Optional[Sequence[int]], seed: int) -> list[int]:
+    """Explicit ``seeds`` win; otherwise ``seed, seed + 1, …, seed + n - 1``."""
+    if seeds is not None and len(seeds) > 0:
+        out = [int(s) for s in seeds]
+    else:
+        if int(n) < 1:
+            raise ValueError(f"generate: n must be >= 1 (got {n}) or give mode.seeds=[...]")
+        out = list(range(int(seed), int(seed) + int(n)))
+    if any(s < 0 for s in out):
+        raise ValueError(f"generate: seeds must be non-negative integers, got {out}")
+    return out
+
+
+def face_arrays(result: FaceResult, index: int) -> dict[str, Any]:
+    """The parameter record of face ``index`` (numpy-convertible, float32): latents, FLAME params, camera, light.
+
+    Keys: ``z`` (z_dim,) or absent, ``w`` (num_ws, w_dim) or absent, ``shape`` (n_shape,), ``expression`` (n_exp,),
+    ``pose`` (6,) = global (3) + jaw (3) axis-angle radians, ``global_pose``, ``jaw_pose``, ``neck_pose`` (3,),
+    ``eye_pose`` (6,), ``camera`` (3,) ``[s, tx, ty]``, ``light`` (9, 3) SH.
+    """
+    p = result.estimate.params
+    out: dict[str, Any] = {
+        "shape": p.shape[index], "expression": p.expression[index],
+        "pose": torch.cat([p.global_pose[index], p.jaw_pose[index]]),
+        "global_pose": p.global_pose[index], "jaw_pose": p.jaw_pose[index], "neck_pose": p.neck_pose[index],
+        "eye_pose": p.eye_pose[index], "camera": result.estimate.cam[index], "light": result.estimate.light[index],
+    }
+    if result.z is not None:
+        out["z"] = result.z[index]
+    if result.ws is not None:
+        out["w"] = result.ws[index]
+    return {k: v.detach().float().cpu() for k, v in out.items()}
+
+
+def write_face(folder: str | os.PathLike, result: FaceResult, index: int, faces: torch.Tensor,
+               verts_uvs: torch.Tensor, faces_uvs: torch.Tensor, uv_resolution: Optional[int] = None,
+               extra: Optional[Mapping[str, Any]] = None, glb: bool = True,
+               image_name: str = "teacher.png") -> list[Path]:
+    """Write every per-face file of face ``index`` of ``result`` into ``folder``.
+
+    Args:
+        folder: output folder (created).
+        result: the batch.
+        index: which face.
+        faces: (F, 3) long mesh faces; verts_uvs: (T, 2) UVs in [0, 1]; faces_uvs: (F, 3) long.
+        uv_resolution: resample the albedo to this size (None = as generated).
+        extra: more entries for ``params.npz`` (e.g. ``seed``, ``source``).
+        glb: also write ``mesh.glb``.
+        image_name: file name of the input image (``teacher.png``; reconstruct writes the aligned ``crop.png``).
+
+    Returns:
+        The written files.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    albedo = resample_uv(result.albedo[index:index + 1].float(), uv_resolution)[0].cpu()  # (3, R, R)
+    verts = result.vertices[index].float().cpu()
+    written = export_obj(folder / "mesh.obj", verts, faces.cpu(), verts_uvs.cpu(), faces_uvs.cpu(), texture=albedo)
+    if glb:
+        written.append(export_glb(folder / "mesh.glb", verts, faces.cpu(), verts_uvs.cpu(), faces_uvs.cpu(), albedo))
+    written.append(export_npz(folder / "params.npz", {**face_arrays(result, index), **dict(extra or {})}))
+    written.append(save_png(folder / "render.png", result.render[index]))
+    written.append(save_png(folder / "albedo_render.png", result.albedo_render[index]))
+    written.append(save_png(folder / image_name, result.image[index]))
+    return written
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    transient=True)
+
+
+@torch.no_grad()
+def run_generate(
+    pipeline: FacePipeline,
+    out: str | os.PathLike,
+    n: int = 8,
+    seeds: Optional[Sequence[int]] = None,
+    seed: int = 0,
+    truncation_psi: Optional[float] = None,
+    batch_size: int = 4,
+    uv_resolution: Optional[int] = None,
+    edit: Optional[Mapping[str, Any]] = None,
+    glb: bool = True,
+    sheet_cell: int = 128,
+    device: torch.device | str | None = None,
+) -> Path:
+    """Generate faces for seeds and write their files (see module docstring).
+
+    Args:
+        pipeline: the built pipeline (weights loaded).
+        out: output folder.
+        n: number of faces when ``seeds`` is not given (seeds ``seed .. seed + n - 1``).
+        seeds: explicit seeds (each seed → one face, independent of the batch).
+        seed: first seed (the run's ``seed``).
+        truncation_psi: truncation toward the mean w (None = the teacher's default).
+        batch_size: faces per forward pass (does not change the output).
+        uv_resolution: albedo resolution of the exports (None = G_A's).
+        edit: ``{"direction": path.npy | None, "strength": float}``; strength 0 or no direction = no edit.
+        glb: also write GLB files.
+        sheet_cell: contact-sheet cell size in pixels.
+        device: moves the pipeline (None = leave it).
+
+    Returns:
+        The output folder.
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"generate: batch_size must be >= 1, got {batch_size}")
+    if device is not None:
+        pipeline = pipeline.to(device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_list = resolve_seeds(n, seeds, seed)
+    direction, strength = None, 0.0
+    if edit and edit.get("direction"):
+        direction = load_direction(edit["direction"], pipeline.teacher.w_dim, pipeline.teacher.num_ws)
+        strength = float(edit.get("strength", 1.0))
+    head = pipeline.head
+    sheet_cols: list[list[torch.Tensor]] = [[], [], [], []]
+    with _progress() as progress:
+        task = progress.add_task("generate", total=len(seed_list))
+        for start in range(0, len(seed_list), int(batch_size)):
+            batch = seed_list[start:start + int(batch_size)]
+            z = pipeline.latents(batch)
+            ws = pipeline.mapping(z, truncation_psi)
+            if direction is not None and strength != 0.0:
+                ws = apply_direction(ws, direction, strength)
+            result = pipeline.from_ws(ws, z=z)
+            for i, s in enumerate(batch):
+                extra = {"seed": s, "truncation_psi": float("nan") if truncation_psi is None else truncation_psi,
+                         "edit_strength": strength}
+                write_face(out / f"seed{s:04d}", result, i, head.faces, head.verts_uvs, head.faces_uvs,
+                           uv_resolution, extra, glb=glb)
+                progress.advance(task)
+            for col, t in zip(sheet_cols, (result.image, result.render, result.albedo_render, result.albedo)):
+                col.append(t.float().cpu())
+    sheet = save_contact_sheet(out / "contact_sheet.png", [torch.cat(c) for c in sheet_cols],
+                               ["teacher", "render", "albedo render", "UV albedo"], cell=sheet_cell)
+    log.info("generate: %d faces (seeds %s) -> %s (contact sheet %s)", len(seed_list),
+             _seed_summary(seed_list), out, sheet)
+    return out
+
+
+def _seed_summary(seeds: Sequence[int]) -> str:
+    if len(seeds) > 1 and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}..{seeds[-1]}"
+    return ",".join(str(s) for s in seeds)

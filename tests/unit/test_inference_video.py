@@ -1,0 +1,79 @@
+"""Video helpers: orbit paths, rotations, encoders (MP4/GIF read back by imageio), and run_video kinds."""
+
+from __future__ import annotations
+
+import math
+
+import imageio.v2 as iio2
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from albedogan.inference.generate import run_generate
+from albedogan.inference.video import orbit_angles, rotation_matrices, run_video, write_video
+from tests.helpers.inference_world import tiny_pipeline, write_tiny_checkpoint
+
+
+def _count(path) -> int:
+    if path.suffix == ".gif":
+        return iio.imread(path, index=None).shape[0]
+    reader = iio2.get_reader(path, format="FFMPEG")
+    try:
+        return reader.count_frames()
+    finally:
+        reader.close()
+
+
+def test_orbit_paths():
+    sweep = orbit_angles(8, "sweep", azimuth_max=60, elevation_max=10)
+    assert sweep.shape == (8, 2)
+    assert sweep[:, 0].abs().max().item() == pytest.approx(math.radians(60))
+    assert sweep[0].abs().max() == 0  # starts frontal
+    turn = orbit_angles(4, "turntable", elevation_max=5)
+    assert torch.allclose(turn[:, 0], torch.tensor([0, 0.5, 1.0, 1.5], dtype=torch.float64) * math.pi)
+    with pytest.raises(ValueError, match="sweep"):
+        orbit_angles(4, "spiral")
+
+
+def test_rotation_matrices_are_rotations_and_turn_the_nose():
+    r = rotation_matrices(torch.tensor([[0.3, -0.2], [math.pi / 2, 0.0]], dtype=torch.float64))
+    eye = torch.eye(3, dtype=torch.float64)
+    assert torch.allclose(r @ r.transpose(1, 2), eye.expand(2, 3, 3), atol=1e-12)
+    assert torch.allclose(torch.linalg.det(r), torch.ones(2, dtype=torch.float64))
+    nose = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)  # +Z out of the face
+    assert torch.allclose(r[1] @ nose, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), atol=1e-12)
+
+
+def test_write_video_round_trip(tmp_path):
+    frames = np.zeros((5, 16, 24, 3), np.uint8)
+    frames[:, :, :12, 0] = 255  # left half red
+    frames[:, 0, 16:, 1] = np.arange(5)[:, None] * 40  # frames differ (GIF encoders merge identical frames)
+    for suffix in ("mp4", "gif"):
+        path = write_video(tmp_path / f"v.{suffix}", frames, fps=10)
+        assert _count(path) == 5
+        first = iio.imread(path, index=0)[..., :3].astype(int)
+        assert first.shape == (16, 24, 3)
+        assert first[:, :8, 0].mean() > 200 and first[:, 16:, 0].mean() < 50  # colours stay put (RGB, no swap)
+    assert not list(tmp_path.glob(".*tmp"))
+    with pytest.raises(ValueError, match="even"):
+        write_video(tmp_path / "odd.mp4", np.zeros((2, 15, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match=".mp4 or .gif"):
+        write_video(tmp_path / "v.avi", frames)
+
+
+def test_run_video_kinds_and_frame_counts(synthetic_head_model, tmp_path):
+    pipe = tiny_pipeline(synthetic_head_model, write_tiny_checkpoint(tmp_path / "g.safetensors"))
+    out = run_video(pipe, tmp_path / "v", kinds=["turntable", "interpolation", "expression"], seeds=[0, 1, 2],
+                    frames=3, resolution=32, formats=["gif"], batch_size=4)
+    assert _count(out / "turntable_seed0002.gif") == 3
+    assert _count(out / "expression_seed0000.gif") == 3
+    interp = iio.imread(out / "interpolation_0_1_2.gif", index=None)
+    assert interp.shape[:3] == (6, 32, 96)  # 3 frames × 2 segments; teacher | render | albedo tiles
+    # turntables of a reconstructed / generated face folder
+    gen = run_generate(pipe, tmp_path / "g", seeds=[4], glb=False, sheet_cell=32)
+    out2 = run_video(pipe, tmp_path / "v2", kinds=["turntable"], faces=[str(gen / "seed0004")], frames=2,
+                     resolution=32, formats=["mp4"])
+    assert _count(out2 / "turntable_seed0004.mp4") == 2
+    with pytest.raises(ValueError, match="unknown kinds"):
+        run_video(pipe, tmp_path / "v3", kinds=["dolly"])
