@@ -1,1 +1,5 @@
-"""albedogan.callbacks"""
+"""albedogan.callbacks: Lightning callbacks that own the training-time I/O (image grids, meshes to W&B)."""
+
+from albedogan.callbacks.image_grid import ImageGridCallback, make_grid
+
+__all__ = ["ImageGridCallback", "make_grid"]

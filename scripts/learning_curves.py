@@ -1,0 +1,112 @@
+"""Learning curves of a synthetic-world training run: reads Lightning's CSV metrics, writes PNG curves + JSON numbers.
+
+Usage (the documented learning demonstration, a few minutes on 2 CPU cores):
+
+    OMP_NUM_THREADS=2 python train.py experiment=synthetic paths.log_dir=logs/learn
+    python scripts/learning_curves.py logs/learn/train/runs/<run>  # -> <run>/curves/{albedo,shape}.png, numbers.json
+
+``albedo.png``: val/albedo_error (EMA G_A vs true albedo on face texels), val/albedo_error_live and
+val/albedo_error_unwrapped (the unwrapped, mirror-completed target texture — what the official demos output).
+``shape.png``: val/shape_error_mm (neutral-mesh per-vertex error of the estimator) and val/landmark_error_px, with
+the shape-phase steps shaded. Plain PIL drawing (matplotlib is not a dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from albedogan.utils.io import atomic_write_bytes, atomic_write_text
+
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    """Rows of the run's ``metrics.csv`` (the CSV logger's file under ``run_dir``)."""
+    files = sorted(run_dir.rglob("metrics.csv"))
+    if not files:
+        raise FileNotFoundError(f"no metrics.csv under {run_dir}; run with logger=csv")
+    with open(files[-1]) as f:
+        return list(csv.DictReader(f))
+
+
+def series(rows: list[dict[str, str]], key: str) -> list[tuple[int, float]]:
+    """(step, value) pairs where ``key`` was logged."""
+    return [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+
+
+def plot(curves: dict[str, list[tuple[int, float]]], title: str, shade: list[tuple[int, int]] | None = None,
+         size: tuple[int, int] = (640, 400)) -> bytes:
+    """Line plot of named (step, value) series with axes and a legend; returns PNG bytes."""
+    w, h = size
+    left, right, top, bottom = 60, 20, 30, 40
+    img = Image.new("RGB", size, "white")
+    d = ImageDraw.Draw(img)
+    pts = [p for c in curves.values() for p in c]
+    if not pts:
+        raise ValueError(f"plot {title!r}: no data")
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y0, y1 = 0.0, max(p[1] for p in pts) * 1.05
+    sx = lambda x: left + (x - x0) / max(x1 - x0, 1) * (w - left - right)
+    sy = lambda y: h - bottom - (y - y0) / max(y1 - y0, 1e-12) * (h - top - bottom)
+    for a, b in shade or []:
+        lo, hi = max(a, x0), min(b, x1)
+        if lo <= hi:
+            d.rectangle([sx(lo), top, sx(hi), h - bottom], fill=(235, 235, 245))
+    d.line([left, top, left, h - bottom, w - right, h - bottom], fill="black")
+    for k in range(5):
+        y = y0 + (y1 - y0) * k / 4
+        d.text((4, sy(y) - 6), f"{y:.3g}", fill="black")
+        x = x0 + (x1 - x0) * k / 4
+        d.text((sx(x) - 10, h - bottom + 6), f"{int(x)}", fill="black")
+    d.text((w // 2 - 40, h - 16), "training step", fill="black")
+    d.text((left, 8), title, fill="black")
+    for i, (name, c) in enumerate(curves.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        if len(c) > 1:
+            d.line([(sx(x), sy(y)) for x, y in c], fill=colour, width=2)
+        for x, y in c:
+            d.ellipse([sx(x) - 2, sy(y) - 2, sx(x) + 2, sy(y) + 2], fill=colour)
+        d.text((w - right - 230, top + 4 + 14 * i), f"-- {name}", fill=colour)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def phase_spans(rows: list[dict[str, str]], phase_index: float) -> list[tuple[int, int]]:
+    """Step ranges where ``train/phase`` equals ``phase_index`` (1 = shape)."""
+    steps = sorted({int(r["step"]) for r in rows if r.get("train/phase") and float(r["train/phase"]) == phase_index})
+    spans: list[tuple[int, int]] = []
+    for s in steps:
+        if spans and s - spans[-1][1] <= 10:
+            spans[-1] = (spans[-1][0], s)
+        else:
+            spans.append((s, s))
+    return spans
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args(argv)
+    rows = read_metrics(args.run_dir)
+    out = args.run_dir / "curves"
+    albedo = {k: series(rows, f"val/{k}") for k in ("albedo_error", "albedo_error_live", "albedo_error_unwrapped")}
+    shape = {k: series(rows, f"val/{k}") for k in ("shape_error_mm", "landmark_error_px")}
+    shade = phase_spans(rows, 1.0)
+    atomic_write_bytes(out / "albedo.png", plot(albedo, "albedo error vs ground truth (face texels, [0,1] units)"))
+    atomic_write_bytes(out / "shape.png", plot(shape, "shape error (mm) / landmark error (px); shaded = shape phase",
+                                               shade))
+    numbers = {name: {"first": c[0], "last": c[-1], "min": min(c, key=lambda p: p[1])}
+               for name, c in {**albedo, **shape}.items() if c}
+    atomic_write_text(out / "numbers.json", json.dumps(numbers, indent=2))
+    return numbers
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))  # CLI output

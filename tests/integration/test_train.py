@@ -1,0 +1,190 @@
+"""``python train.py``: the debug experiment runs both phases end to end, resume from last.ckpt is exact, checkpoint
+writes are atomic, experiment=ffhq without assets lists every missing file; slow: 2-process CPU DDP, multirun."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+pytestmark = pytest.mark.integration
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "1"}
+
+
+def _compose(root: Path, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def _debug_overrides(root: Path, out: Path, data_dir: Path, *extra: str) -> list[str]:
+    return ["experiment=debug", f"paths.root_dir={root}", f"paths.data_dir={data_dir}", f"paths.output_dir={out}",
+            "callbacks.rich_progress_bar=null", *extra]
+
+
+def _metric_columns(run_dir: Path) -> set[str]:
+    (metrics,) = run_dir.rglob("metrics.csv")
+    with open(metrics) as f:
+        return set(next(csv.reader(f)))
+
+
+def _trained_state(ckpt: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    return {k: v for k, v in state.items() if k.split(".")[0] in ("G", "D", "G_ema", "estimator", "path_length")}
+
+
+def test_debug_cli_runs_both_phases(project_root, synthetic_data_dir, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "train.py", "experiment=debug", f"paths.log_dir={tmp_path}",
+         f"paths.data_dir={synthetic_data_dir}", "callbacks.rich_progress_bar=null"],
+        cwd=project_root, capture_output=True, text=True, timeout=300, env=ENV,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = (tmp_path / "train" / "runs").iterdir()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "config.yaml").is_file()
+    assert list((run_dir / "images").glob("grid_step*.png"))
+    cols = _metric_columns(run_dir)
+    for name in ("train/phase", "train/albedo/d_logistic", "train/albedo/r1", "train/albedo/distill",
+                 "train/albedo/photometric", "train/albedo/path_length", "train/shape/photometric",
+                 "train/shape/landmark", "val/albedo_error", "val/albedo_error_unwrapped", "val/shape_error_mm"):
+        assert name in cols, name
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == 6
+    assert not any(k.startswith(("teacher.", "head.")) for k in state["state_dict"])
+
+
+def test_resume_reproduces_uninterrupted_run(project_root, synthetic_data_dir, tmp_path):
+    from albedogan.entry import run_train
+
+    # 4 steps = albedo (warm-up), albedo, albedo, shape; the second half holds both phases, lazy R1 and path length
+    fast = ["trainer.max_steps=4", "trainer.limit_val_batches=0", "callbacks.image_grid=null",
+            "callbacks.model_checkpoint.every_n_train_steps=2"]
+    straight = tmp_path / "straight"
+    run_train(_compose(project_root, _debug_overrides(project_root, straight, synthetic_data_dir, *fast)))
+    first = tmp_path / "first"
+    run_train(_compose(project_root, _debug_overrides(project_root, first, synthetic_data_dir, *fast,
+                                                      "trainer.max_steps=2")))
+    half = first / "checkpoints" / "last.ckpt"
+    assert torch.load(half, map_location="cpu", weights_only=True)["global_step"] == 2
+    resumed = tmp_path / "resumed"
+    run_train(_compose(project_root, _debug_overrides(project_root, resumed, synthetic_data_dir, *fast,
+                                                      f"ckpt_path={half}")))
+    a = _trained_state(straight / "checkpoints" / "last.ckpt")
+    b = _trained_state(resumed / "checkpoints" / "last.ckpt")
+    assert a.keys() == b.keys() and len(a) > 50
+    h = _trained_state(half)
+    assert any(not torch.equal(h[k], a[k]) for k in a)  # the second half did train
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    """Lightning's checkpoint IO (what ModelCheckpoint uses) never leaves a half-written file behind."""
+    from fsspec.implementations import local
+    from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+    io = TorchCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"w": torch.arange(10.0)}, path)
+    good = path.read_bytes()
+    real_write = local.LocalFileOpener.write
+
+    def broken_write(self, data):
+        real_write(self, bytes(data)[: len(data) // 2])
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(local.LocalFileOpener, "write", broken_write)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"w": torch.arange(1000.0)}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == good  # the previous checkpoint is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no partial temp file either
+    torch.testing.assert_close(torch.load(path, weights_only=True)["w"], torch.arange(10.0))
+
+
+def test_ffhq_without_assets_lists_every_missing_file(project_root, tmp_path):
+    from albedogan.assets.locate import MissingAssetError
+    from albedogan.models.builder import build_training
+
+    assets = tmp_path / "assets"
+    cfg = _compose(project_root, ["experiment=ffhq", f"paths.root_dir={project_root}", f"paths.assets_dir={assets}",
+                                  f"paths.output_dir={tmp_path}"])
+    with pytest.raises(MissingAssetError) as err:
+        build_training(cfg)
+    msg = str(err.value)
+    for name in ("FLAME2020/generic_model.pkl", "landmark_embedding.npy", "head_template.obj", "uv_face_mask.png",
+                 "uv_face_eye_mask.png", "stylegan2-ffhq-config-f.pt", "deca_model.tar", "mica.tar",
+                 "arcface_r100_backbone.pth"):
+        assert str(assets / name) in msg, name
+    assert "teacher.checkpoint_path" in msg and "estimator.deca_path" in msg
+
+
+def test_ffhq_cli_fails_with_the_list(project_root, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "train.py", "experiment=ffhq", f"paths.assets_dir={tmp_path}", f"paths.log_dir={tmp_path}"],
+        cwd=project_root, capture_output=True, text=True, timeout=120, env=ENV,
+    )
+    assert out.returncode != 0
+    assert "MissingAssetError" in out.stderr and "mica.tar" in out.stderr and "generic_model.pkl" in out.stderr
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(project_root, synthetic_data_dir, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "train.py", "experiment=debug", "trainer=ddp_sim", "trainer.max_steps=3",
+         f"paths.log_dir={tmp_path}", f"paths.data_dir={synthetic_data_dir}", "callbacks.rich_progress_bar=null"],
+        cwd=project_root, capture_output=True, text=True, timeout=600, env=ENV,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = (tmp_path / "train" / "runs").iterdir()
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == 3
+
+
+@pytest.mark.slow
+def test_multirun_sweep_completes_both_jobs(project_root, synthetic_data_dir, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "train.py", "-m", "experiment=debug", "model.lr_g=1e-3,2e-3", "trainer.max_steps=3",
+         f"paths.log_dir={tmp_path}", f"paths.data_dir={synthetic_data_dir}", "callbacks.rich_progress_bar=null"],
+        cwd=project_root, capture_output=True, text=True, timeout=600, env=ENV,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    for job in ("0", "1"):
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file(), job
+    lrs = [torch.load(sweep / j / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["lr_g"]
+           for j in ("0", "1")]
+    assert lrs == [1e-3, 2e-3]
+
+
+def test_learning_curves_script(tmp_path):
+    """scripts/learning_curves.py turns a CSV log into PNG curves and first/last/min numbers."""
+    import importlib.util
+
+    import imageio.v3 as iio
+
+    spec = importlib.util.spec_from_file_location("learning_curves", Path(__file__).parents[2] / "scripts" /
+                                                  "learning_curves.py")
+    lc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lc)
+    run = tmp_path / "run" / "csv" / "version_0"
+    run.mkdir(parents=True)
+    lines = ["step,train/phase,val/albedo_error,val/albedo_error_live,val/albedo_error_unwrapped,val/shape_error_mm,"
+             "val/landmark_error_px"]
+    for s in range(0, 100, 10):
+        lines.append(f"{s},{1.0 if s >= 50 else 0.0},,,,,")
+        lines.append(f"{s},,{0.3 - s / 1000},{0.31 - s / 1000},0.12,{5 - s / 100},2.0")
+    (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+    numbers = lc.main([str(tmp_path / "run")])
+    assert numbers["albedo_error"]["first"] == (0, 0.3) and numbers["albedo_error"]["last"] == (90, pytest.approx(0.21))
+    assert numbers["shape_error_mm"]["min"] == (90, pytest.approx(4.1))
+    img = iio.imread(tmp_path / "run" / "curves" / "albedo.png")
+    assert img.shape == (400, 640, 3) and img.min() < 100  # something was drawn
+    assert (tmp_path / "run" / "curves" / "shape.png").is_file()

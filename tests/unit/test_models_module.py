@@ -1,0 +1,199 @@
+"""AlbedoGANModule on a tiny embedded world: what each phase trains, lazy-ratio optimisers, EMA, NaN naming,
+checkpoint contents, constructor validation; and the ground-truth metrics of ``eval.synthetic_gt``."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from albedogan.datamodules.latent_stream import LatentDataModule
+from albedogan.eval.synthetic_gt import albedo_error, landmark_error, neutral_shape_error
+from albedogan.flame.head import HeadModel
+from albedogan.models import albedogan_module as mod
+from albedogan.models.albedogan_module import REBUILT_PREFIXES, AlbedoGANModule, LossWeights, NonFiniteLossError
+from albedogan.models.estimator import build_embedded_estimator
+from albedogan.models.phases import PhaseSchedule
+from albedogan.models.targets import AlbedoTargetBuilder
+from albedogan.nets.albedo_generator import AlbedoGenerator
+from albedogan.nets.stylegan2 import Discriminator
+from albedogan.structures import FlameParams
+from albedogan.teachers.procedural import ProceduralTeacher
+
+
+@pytest.fixture(scope="module")
+def head(synthetic_data_dir) -> HeadModel:
+    return HeadModel.synthetic(synthetic_data_dir, n_shape=20, n_exp=10)
+
+
+@pytest.fixture(scope="module")
+def teacher(head) -> ProceduralTeacher:
+    return ProceduralTeacher(head, image_size=32, uv_resolution=32, z_dim=16, w_dim=16, num_ws=8,
+                             calibration_samples=64)
+
+
+def _module(head, teacher, cycle=(("albedo", 1), ("shape", 1)), **kwargs) -> AlbedoGANModule:
+    torch.manual_seed(0)
+    est = build_embedded_estimator(n_shape=20, n_exp=10, input_size=32, channels=(8, 16), hidden_dim=32,
+                                   shape_network=False, trainable=["encoder"])
+    args = dict(
+        teacher=teacher, head=head, estimator=est,
+        target_builder=AlbedoTargetBuilder(head, uv_resolution=16),
+        albedo_generator=AlbedoGenerator(w_dim=16, uv_resolution=16, channel_base=256, channel_max=16),
+        discriminator=Discriminator(img_resolution=16, channel_base=256, channel_max=16),
+        schedule=PhaseSchedule(cycle),
+        optimizer_gan=torch.optim.Adam, optimizer_shape=functools.partial(torch.optim.Adam),
+        r1_interval=2, pl_interval=2, ema_half_life_images=8,
+    )
+    args.update(kwargs)
+    return AlbedoGANModule(**args)
+
+
+def _fit(model: AlbedoGANModule, steps: int, tmp_path) -> pl.Trainer:
+    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         default_root_dir=tmp_path)
+    trainer.fit(model, datamodule=LatentDataModule(batch_size=2, z_dim=16))
+    return trainer
+
+
+def _snapshot(m: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in m.named_parameters()}
+
+
+def _changed(before: dict[str, torch.Tensor], m: torch.nn.Module) -> bool:
+    return any(not torch.equal(before[k], v) for k, v in m.named_parameters())
+
+
+def test_optimisers_use_lazy_ratio(head, teacher):
+    model = _module(head, teacher, lr_g=1e-3, lr_d=2e-3, betas=(0.5, 0.99), r1_interval=16, pl_interval=4)
+    opt_g, opt_d, opt_s = model.configure_optimizers()
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * 4 / 5)
+    assert opt_g.param_groups[0]["betas"] == pytest.approx((0.5 ** 0.8, 0.99 ** 0.8))
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(2e-3 * 16 / 17)
+    assert opt_d.param_groups[0]["betas"][1] == pytest.approx(0.99 ** (16 / 17))
+    est_params = {id(p) for p in model.estimator.parameters() if p.requires_grad}
+    assert {id(p) for g in opt_s.param_groups for p in g["params"]} == est_params
+
+
+def test_albedo_step_trains_g_and_d_only(head, teacher, tmp_path):
+    model = _module(head, teacher, cycle=(("albedo", 1),))
+    g0, d0, e0 = _snapshot(model.G), _snapshot(model.D), _snapshot(model.estimator)
+    ema0 = {k: v.clone() for k, v in model.G_ema.module.state_dict().items()}
+    trainer = _fit(model, 1, tmp_path)
+    assert trainer.global_step == 1  # one counted step per batch
+    assert _changed(g0, model.G) and _changed(d0, model.D)
+    assert not _changed(e0, model.estimator)
+    # EMA moved toward the live weights by exactly (1 - beta)
+    beta = 0.5 ** (2 / 8)
+    name = next(k for k, _ in model.G.named_parameters())
+    torch.testing.assert_close(
+        model.G_ema.module.state_dict()[name], beta * ema0[name] + (1 - beta) * dict(model.G.named_parameters())[name]
+    )
+
+
+def test_shape_step_trains_estimator_only(head, teacher, tmp_path):
+    model = _module(head, teacher, cycle=(("shape", 1),))
+    g0, d0, e0 = _snapshot(model.G), _snapshot(model.D), _snapshot(model.estimator)
+    trainer = _fit(model, 2, tmp_path)
+    assert trainer.global_step == 2
+    assert _changed(e0, model.estimator)
+    assert not _changed(g0, model.G) and not _changed(d0, model.D)
+
+
+def test_nan_loss_names_the_term(head, teacher, tmp_path, monkeypatch):
+    model = _module(head, teacher, cycle=(("albedo", 1),))
+    monkeypatch.setattr(mod, "masked_l1", lambda *a, **k: torch.tensor(float("nan")))
+    with pytest.raises(NonFiniteLossError, match=r"'albedo/photometric'.*step 0"):
+        _fit(model, 1, tmp_path)
+
+
+def test_checkpoint_leaves_out_rebuilt_parts(head, teacher):
+    model = _module(head, teacher)
+    ckpt = {"state_dict": model.state_dict()}
+    assert any(k.startswith("teacher.") for k in ckpt["state_dict"])
+    model.on_save_checkpoint(ckpt)
+    keys = ckpt["state_dict"].keys()
+    assert not any(k.startswith(REBUILT_PREFIXES) for k in keys)
+    assert any(k.startswith("G.") for k in keys) and any(k.startswith("G_ema.") for k in keys)
+    assert any(k.startswith("estimator.") for k in keys) and any(k.startswith("D.") for k in keys)
+    model.on_load_checkpoint(ckpt)
+    model.load_state_dict(ckpt["state_dict"], strict=True)
+
+
+def test_shape_phase_dropped_without_trainable_estimator(head, teacher):
+    from albedogan.models.estimator import GroundTruthEstimator
+
+    model = _module(head, teacher, estimator=GroundTruthEstimator(n_shape=20, n_exp=10))
+    assert model.schedule.phases == {"albedo"}
+    assert len(model.configure_optimizers()) == 2
+
+
+def test_constructor_validation(head, teacher):
+    with pytest.raises(ValueError, match="distill"):
+        LossWeights(distill=-1.0)
+    with pytest.raises(ValueError, match="identity_embedder"):
+        _module(head, teacher, loss_weights={"identity": 1.0})
+    with pytest.raises(ValueError, match="shape_albedo"):
+        _module(head, teacher, shape_albedo="best")
+
+
+def test_synthetic_gt_metrics(head):
+    truth = torch.rand(2, 3, 32, 32)
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:8, 4:8] = 1
+    pred = torch.nn.functional.interpolate(truth, size=(16, 16), mode="area")
+    torch.testing.assert_close(albedo_error(pred, truth, mask), torch.zeros(2))
+    torch.testing.assert_close(albedo_error(pred + 0.25, truth, mask), torch.full((2,), 0.25))
+    # neutral shape error: same shapes -> 0 mm; shapes differing -> mean vertex distance computed independently
+    s = torch.randn(2, 20)
+    assert neutral_shape_error(head, s, s).abs().max() < 1e-6
+    s2 = s.clone()
+    s2[:, 0] += 1.0
+    z = head.zero_params(2)
+    v1 = head(FlameParams(s, z.expression, z.global_pose, z.neck_pose, z.jaw_pose, z.eye_pose)).vertices
+    v2 = head(FlameParams(s2, z.expression, z.global_pose, z.neck_pose, z.jaw_pose, z.eye_pose)).vertices
+    expected = (v1 - v2).norm(dim=-1).mean(-1) * 1000
+    torch.testing.assert_close(neutral_shape_error(head, s, s2), expected)
+    assert (expected > 0).all()
+    lm = torch.zeros(1, 4, 2)
+    torch.testing.assert_close(landmark_error(lm + torch.tensor([0.5, 0.0]), lm, 64), torch.tensor([16.0]))
+
+
+def test_builder_initialises_albedo_generator_from_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path):
+    """albedo_init=teacher copies the StyleGAN2 teacher's synthesis blocks b4..b{R} into G_A (and its EMA)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from albedogan.models.builder import build_training
+
+    with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[
+            "experiment=debug", f"paths.root_dir={project_root}", f"paths.data_dir={synthetic_data_dir}",
+            f"paths.output_dir={tmp_path}"])
+    cfg.teacher = OmegaConf.create({
+        "_target_": "albedogan.teachers.stylegan2.StyleGAN2Teacher", "truncation_psi": 1.0, "image_size": 32,
+        "generator": {"_target_": "albedogan.nets.stylegan2.Generator", "z_dim": 16, "w_dim": 16,
+                      "img_resolution": 32, "channel_base": 256, "channel_max": 16}})
+    model, data = build_training(cfg)
+    assert data.z_dim == 16 and model.G.uv_resolution == 16
+    teacher_synth = model.teacher.generator.synthesis.state_dict()
+    own = model.G.synthesis.state_dict()
+    shared = [k for k in own if k.split(".")[0] in ("b4", "b8", "b16")]
+    assert shared and all(torch.equal(own[k], teacher_synth[k]) for k in shared)
+    ema = model.G_ema.module.synthesis.state_dict()
+    assert all(torch.equal(ema[k], own[k]) for k in own)
+
+
+def test_make_grid_layout():
+    from albedogan.callbacks.image_grid import make_grid
+
+    a = torch.zeros(2, 3, 4, 4)
+    b = torch.ones(2, 3, 8, 8)
+    grid = make_grid([a, b])
+    assert grid.shape == (16, 16, 3) and grid.dtype.name == "uint8"
+    assert (grid[:, :8] == 0).all() and (grid[:, 8:] == 255).all()
+    with pytest.raises(ValueError, match="every column"):
+        make_grid([a, torch.zeros(3, 3, 4, 4)])
