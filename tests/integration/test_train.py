@@ -121,7 +121,7 @@ def test_ffhq_without_assets_lists_every_missing_file(project_root, tmp_path):
     msg = str(err.value)
     for name in ("FLAME2020/generic_model.pkl", "landmark_embedding.npy", "head_template.obj", "uv_face_mask.png",
                  "uv_face_eye_mask.png", "stylegan2-ffhq-config-f.pt", "deca_model.tar", "mica.tar",
-                 "arcface_r100_backbone.pth"):
+                 "arcface/backbone.pth"):
         assert str(assets / name) in msg, name
     assert "teacher.checkpoint_path" in msg and "estimator.deca_path" in msg
 
