@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
 
 import hydra
 import pytorch_lightning as pl
@@ -52,6 +51,8 @@ def build_pipeline_from_config(cfg: DictConfig, head, device: torch.device):
         albedo_generator_kwargs=OmegaConf.to_container(g_kwargs, resolve=True) if g_kwargs is not None else None,
         checkpoint_prefixes=OmegaConf.to_container(prefixes, resolve=True) if prefixes is not None else None,
         device=device,
+        world={"teacher": cfg.teacher, "estimator": cfg.get("estimator") or {},
+               "flame": {"n_shape": cfg.flame.n_shape, "n_exp": cfg.flame.n_exp}},
     )
 
 

@@ -46,8 +46,10 @@ __all__ = [
     "FacePipeline",
     "FaceResult",
     "InferenceWeights",
+    "check_world",
     "export_inference_weights",
     "load_inference_weights",
+    "world_record",
     "resample_uv",
 ]
 
@@ -97,6 +99,56 @@ def _find_part(module: nn.Module, part: str) -> Optional[nn.Module]:
         if isinstance(found, nn.Module):
             return found
     return None
+
+
+def world_record(world: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The settings that define a trained world (teacher / estimator / flame config sections) as JSON-able data.
+
+    Every ``*_path`` / ``*_dir`` entry is dropped before it is resolved, so exports carry no machine paths.
+    ``world`` may hold plain values or OmegaConf nodes of the run's config (interpolations resolve there).
+    """
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    def keep(node: Any, key: Any) -> bool:
+        if str(key).endswith(("_path", "_dir")):
+            return False
+        return not (isinstance(node, DictConfig) and OmegaConf.is_missing(node, key))  # e.g. `head: ???` (injected)
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, (Mapping, DictConfig)):
+            return {str(k): clean(node[k]) for k in node.keys() if keep(node, k)}
+        if isinstance(node, ListConfig):
+            return OmegaConf.to_container(node, resolve=True)
+        return node
+
+    return {} if world is None else clean(world)
+
+
+WORLD_KEYS_FREE_AT_INFERENCE = frozenset({"teacher.image_size", "estimator.trainable"})
+"""World settings inference may change without breaking the trained weights (render size, training-only flags)."""
+
+
+def check_world(recorded: Mapping[str, Any], configured: Mapping[str, Any], source: str) -> None:
+    """Raise one clear error when the configured teacher / estimator / flame differ from those a checkpoint was
+    trained with (``recorded``, from its metadata) — e.g. another latent size would silently break w ↔ albedo.
+
+    Only keys present in both are compared; :data:`WORLD_KEYS_FREE_AT_INFERENCE` may differ.
+    """
+    diffs: list[str] = []
+
+    def walk(a: Any, b: Any, key: str) -> None:
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for k in sorted(set(a) & set(b)):
+                walk(a[k], b[k], f"{key}.{k}" if key else str(k))
+        elif key not in WORLD_KEYS_FREE_AT_INFERENCE and a != b:
+            diffs.append(f"  {key}: trained with {a!r}, configured {b!r}")
+
+    walk(dict(recorded), world_record(configured), "")
+    if diffs:
+        raise ValueError(
+            f"{source} was trained in another world than the one configured:\n" + "\n".join(diffs)
+            + "\nUse the settings it was trained with (for the shipped embedded checkpoint: world=synthetic)."
+        )
 
 
 def export_inference_weights(
@@ -443,6 +495,7 @@ def build_pipeline(
     albedo_generator_kwargs: Optional[Mapping[str, Any]] = None,
     checkpoint_prefixes: Optional[Mapping[str, Sequence[str]]] = None,
     device: torch.device | str = "cpu",
+    world: Optional[Mapping[str, Any]] = None,
 ) -> FacePipeline:
     """Assemble a :class:`FacePipeline` and load its weights.
 
@@ -453,9 +506,11 @@ def build_pipeline(
         render_size, uv_resolution: see :class:`FacePipeline`.
         albedo_generator_kwargs, checkpoint_prefixes: see :func:`load_inference_weights`.
         device: where the pipeline runs.
+        world: the configured ``{"teacher", "estimator", "flame"}`` sections; checked (:func:`check_world`)
+            against the world recorded in the checkpoint's metadata when both exist.
 
     Raises:
-        ValueError: ``checkpoint`` is None and ``allow_no_checkpoint`` is false.
+        ValueError: ``checkpoint`` is None and ``allow_no_checkpoint`` is false, or the worlds differ.
     """
     generator = None
     if checkpoint is None or str(checkpoint) in ("", "null", "None"):
@@ -468,6 +523,8 @@ def build_pipeline(
         log.warning("no checkpoint: albedo = unwrapped + mirror-completed texture; estimator keeps its own weights")
     else:
         weights = load_inference_weights(checkpoint, albedo_generator_kwargs, checkpoint_prefixes)
+        if world is not None and weights.metadata.get("world"):
+            check_world(weights.metadata["world"], world, str(weights.source))
         generator = weights.albedo_generator
         if weights.estimator_state is not None:
             if estimator is None:
