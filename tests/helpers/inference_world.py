@@ -14,8 +14,10 @@ from albedogan.teachers.procedural import ProceduralTeacher
 TEACHER_KWARGS = dict(image_size=32, uv_resolution=32, z_dim=16, w_dim=16, num_ws=8, calibration_samples=64)
 G_KWARGS = dict(w_dim=16, uv_resolution=32, channel_base=256, channel_max=16)
 
-#: infer.py overrides that build the same world from the CLI (append checkpoint=..., paths.data_dir=..., ...)
-CLI_OVERRIDES = [f"teacher.{k}={v}" for k, v in TEACHER_KWARGS.items()] + ["render_size=32", "uv_resolution=32"]
+#: infer.py overrides that build the same world from the CLI (append checkpoint=..., paths.data_dir=..., ...); ``~world``
+#: drops the default world preset so the groups and keys below define it
+CLI_OVERRIDES = ["~world"] + [f"teacher.{k}={v}" for k, v in TEACHER_KWARGS.items()] + ["render_size=32",
+                                                                                        "uv_resolution=32"]
 
 
 def tiny_generator(seed: int = 0) -> AlbedoGenerator:
