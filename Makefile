@@ -28,8 +28,16 @@ test: install ## run the CPU test suite (unit + integration, not slow/gpu)
 test-full: install ## run every CPU test, slow ones included
 	$(PY) -m pytest -q -m "not gpu" tests
 
-demo: install ## run the main job on the embedded default; outputs under outputs/demo
-	$(PY) infer.py mode=head_grid output_dir=outputs/demo
+DEMO ?= outputs/demo
+# the shipped embedded checkpoint renders best with a larger teacher image than it was trained on (same world)
+DEMO_WORLD := teacher.image_size=128 render_size=256
+
+demo: install ## textured faces + contact sheet, turntable videos and a head-model grid under outputs/demo
+	$(PY) infer.py mode=generate mode.n=8 mode.uv_resolution=256 $(DEMO_WORLD) output_dir=$(DEMO)/faces
+	$(PY) infer.py mode=video mode.kinds=[turntable,interpolation] mode.seeds=[0,1] mode.frames=36 \
+		mode.fps=18 mode.resolution=256 $(DEMO_WORLD) output_dir=$(DEMO)/video
+	$(PY) infer.py mode=head_grid output_dir=$(DEMO)/head_grid
+	@echo "demo outputs: $(DEMO)/faces (meshes, contact_sheet.png), $(DEMO)/video (mp4 + gif), $(DEMO)/head_grid"
 
 head-grid: install ## contact sheet of the configured head model (FLAME=synthetic|flame2020|flame2023)
 	$(PY) infer.py mode=head_grid flame=$(or $(FLAME),synthetic) output_dir=outputs/head_grid
