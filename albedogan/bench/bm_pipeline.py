@@ -37,15 +37,11 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
-from pytorch3d.ops import interpolate_face_attributes
-from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
-from pytorch3d.structures import Meshes
 
 from albedogan.bench.bm_train import _overrides as train_overrides
-from albedogan.bench.common import BenchResult, time_call
-from albedogan.render import WeakPerspectiveCamera, uv_to_grid
+from albedogan.bench.common import BenchResult, raw_pytorch3d_raster, time_call
+from albedogan.render import WeakPerspectiveCamera
 
 __all__ = ["measure_peak_memory", "run"]
 
@@ -98,24 +94,8 @@ def measure_peak_memory(fn: Callable[[], object], device: torch.device) -> float
 
 
 def _raw_raster(head, ndc: torch.Tensor, tex: torch.Tensor, size: int, grad: bool) -> Callable[[], None]:
-    """Raw pytorch3d textured rasterisation of ``ndc`` (N, V, 3) (our NDC: +x right, +y up) with ``tex``
-    (N, 3, T, T); with ``grad`` the call also back-propagates to the vertices and the texture."""
-    faces = head.faces.to(ndc.device)
-    face_uvs = head.verts_uvs.to(ndc.device)[head.faces_uvs.to(ndc.device)]  # (F, 3, 2)
-
-    def step() -> None:
-        with torch.set_grad_enabled(grad):
-            v = ndc.detach().requires_grad_(grad)
-            t = tex.detach().requires_grad_(grad)
-            p3 = v * v.new_tensor([-1.0, -1.0, 1.0]) + v.new_tensor([0.0, 0.0, 10.0])  # pytorch3d NDC, depth > 0
-            meshes = Meshes(verts=p3, faces=faces[None].expand(v.shape[0], -1, -1))
-            p2f, _, bary, _ = rasterize_meshes(meshes, image_size=size, blur_radius=0.0, faces_per_pixel=1)
-            uv = interpolate_face_attributes(p2f, bary, face_uvs.repeat(v.shape[0], 1, 1))[..., 0, :]
-            img = F.grid_sample(t, uv_to_grid(uv), align_corners=False) * (p2f[..., 0] >= 0)[:, None]
-            if grad:
-                img.sum().backward()
-
-    return step
+    """Raw pytorch3d textured rasterisation of the head (:func:`~albedogan.bench.common.raw_pytorch3d_raster`)."""
+    return raw_pytorch3d_raster(head.faces, head.verts_uvs, head.faces_uvs, ndc, tex, size, grad)
 
 
 def _generator_only(generator: torch.nn.Module, ws: torch.Tensor, grad: bool, autocast) -> Callable[[], None]:

@@ -9,13 +9,9 @@ SH shading + texture lookup, gradients to vertices, texture and light. Raw = pyt
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from pytorch3d.ops import interpolate_face_attributes
-from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
-from pytorch3d.structures import Meshes
 
-from albedogan.bench.common import BenchResult, time_call
-from albedogan.render import FaceRenderer, directional_sh_coeffs, uv_sphere, uv_to_grid, weak_perspective_project
+from albedogan.bench.common import BenchResult, raw_pytorch3d_raster, time_call
+from albedogan.render import FaceRenderer, directional_sh_coeffs, uv_sphere, weak_perspective_project
 
 __all__ = ["run"]
 
@@ -45,23 +41,6 @@ def _ours(renderer: FaceRenderer, ndc: torch.Tensor, tex: torch.Tensor, sh: torc
     return step
 
 
-def _raw(mesh, ndc: torch.Tensor, tex: torch.Tensor, size: int, device: torch.device):
-    faces = mesh.faces.to(device)
-    face_uvs = mesh.verts_uvs.to(device)[mesh.faces_uvs.to(device)]  # (F, 3, 2)
-
-    def step() -> None:
-        v = ndc.detach().requires_grad_(True)
-        t = tex.detach().requires_grad_(True)
-        p3 = v * v.new_tensor([-1.0, -1.0, 1.0]) + v.new_tensor([0.0, 0.0, 10.0])  # pytorch3d NDC, positive depth
-        meshes = Meshes(verts=p3, faces=faces[None].expand(v.shape[0], -1, -1))
-        p2f, _, bary, _ = rasterize_meshes(meshes, image_size=size, blur_radius=0.0, faces_per_pixel=1)
-        uv = interpolate_face_attributes(p2f, bary, face_uvs.repeat(v.shape[0], 1, 1))[..., 0, :]  # (N, H, W, 2)
-        img = F.grid_sample(t, uv_to_grid(uv), align_corners=False) * (p2f[..., 0] >= 0)[:, None]
-        img.sum().backward()
-
-    return step
-
-
 def run(device: torch.device, full: bool) -> list[BenchResult]:
     """Time ours and raw pytorch3d fwd+bwd for each (resolution, batch); one result per configuration."""
     results: list[BenchResult] = []
@@ -70,7 +49,8 @@ def run(device: torch.device, full: bool) -> list[BenchResult]:
         renderer = FaceRenderer(mesh.faces, mesh.verts_uvs, mesh.faces_uvs, size).to(device)
         repeats = 5 if device.type == "cuda" else 2
         t_ours = time_call(_ours(renderer, ndc, tex, sh), device, warmup=1, repeats=repeats)
-        t_raw = time_call(_raw(mesh, ndc, tex, size, device), device, warmup=1, repeats=repeats)
+        t_raw = time_call(raw_pytorch3d_raster(mesh.faces, mesh.verts_uvs, mesh.faces_uvs, ndc, tex, size), device,
+                          warmup=1, repeats=repeats)
         results.append(
             BenchResult(
                 name=f"render {size}² batch {batch} fwd+bwd ({mesh.faces.shape[0]} faces)",

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["BenchResult", "time_call"]
+__all__ = ["BenchResult", "raw_pytorch3d_raster", "time_call"]
 
 
 @dataclass
@@ -55,3 +55,48 @@ def time_call(fn: Callable[[], object], device: torch.device, warmup: int = 1, r
         n += 1
     _sync(device)
     return (time.perf_counter() - start) / n
+
+
+def raw_pytorch3d_raster(
+    faces: torch.Tensor,
+    verts_uvs: torch.Tensor,
+    faces_uvs: torch.Tensor,
+    ndc: torch.Tensor,
+    texture: torch.Tensor,
+    size: int,
+    grad: bool = True,
+) -> Callable[[], None]:
+    """The baseline every renderer figure is compared with: raw pytorch3d textured rasterisation.
+
+    ``rasterize_meshes`` + ``interpolate_face_attributes`` of the UVs + ``grid_sample`` of the texture (and, with
+    ``grad``, the backward pass to the vertices and the texture), on the same mesh and sizes as the measured code.
+
+    Args:
+        faces: (F, 3) long; verts_uvs: (T, 2); faces_uvs: (F, 3) long.
+        ndc: (N, V, 3) image-NDC vertices (see ``albedogan.render``); texture: (N, 3, Ht, Wt).
+        size: square image size in pixels.
+    """
+    import torch.nn.functional as F
+    from pytorch3d.ops import interpolate_face_attributes
+    from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
+    from pytorch3d.structures import Meshes
+
+    from albedogan.render import uv_to_grid
+
+    dev = ndc.device
+    faces = faces.to(dev)
+    face_uvs = verts_uvs.to(dev)[faces_uvs.to(dev)]  # (F, 3, 2)
+
+    def step() -> None:
+        with torch.set_grad_enabled(grad):
+            v = ndc.detach().requires_grad_(grad)
+            t = texture.detach().requires_grad_(grad)
+            p3 = v * v.new_tensor([-1.0, -1.0, 1.0]) + v.new_tensor([0.0, 0.0, 10.0])  # pytorch3d NDC, depth > 0
+            meshes = Meshes(verts=p3, faces=faces[None].expand(v.shape[0], -1, -1))
+            p2f, _, bary, _ = rasterize_meshes(meshes, image_size=size, blur_radius=0.0, faces_per_pixel=1)
+            uv = interpolate_face_attributes(p2f, bary, face_uvs.repeat(v.shape[0], 1, 1))[..., 0, :]  # (N, H, W, 2)
+            img = F.grid_sample(t, uv_to_grid(uv), align_corners=False) * (p2f[..., 0] >= 0)[:, None]
+            if grad:
+                img.sum().backward()
+
+    return step
