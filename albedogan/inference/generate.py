@@ -15,6 +15,7 @@ Examples::
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -22,12 +23,12 @@ from typing import Any, Mapping, Optional, Sequence
 import torch
 
 from albedogan.inference.contact_sheet import save_contact_sheet
-from albedogan.inference.editing import apply_direction, load_direction
+from albedogan.inference.editing import apply_direction, direction_from_labels, load_direction, save_direction
 from albedogan.inference.export import export_glb, export_npz, export_obj, save_png
 from albedogan.inference.pipeline import FacePipeline, FaceResult, resample_uv
 from albedogan.utils.logging import get_logger
 
-__all__ = ["face_arrays", "resolve_seeds", "run_generate", "write_face"]
+__all__ = ["edit_direction", "face_arrays", "resolve_seeds", "run_generate", "write_face"]
 
 log = get_logger(__name__)
 
@@ -107,6 +108,44 @@ def _progress():
 
 
 @torch.no_grad()
+def _seed_labels(labels: Any) -> tuple[list[int], torch.Tensor]:
+    """``{seed: label}`` (config mapping) or a JSON file holding one → (seeds, (N,) float labels)."""
+    if isinstance(labels, (str, os.PathLike)):
+        path = Path(labels)
+        try:
+            labels = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"edit.labels: cannot read {path} as JSON {{seed: label}}: {err}") from err
+    if not isinstance(labels, Mapping) or not labels:
+        raise ValueError("edit.labels: expected a non-empty mapping {seed: label} or a JSON file holding one")
+    try:
+        seeds = [int(k) for k in labels]
+        values = torch.tensor([float(v) for v in labels.values()])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"edit.labels: seeds must be integers and labels numbers ({err})") from err
+    return seeds, values
+
+
+def edit_direction(pipeline: FacePipeline, edit: Mapping[str, Any],
+                   truncation_psi: Optional[float] = None) -> tuple[Optional[torch.Tensor], float]:
+    """The w-space direction and strength of ``edit``: ``direction`` (a ``.npy`` file) or ``labels`` (``{seed:
+    label}`` or a JSON file: the direction of :func:`~albedogan.inference.editing.direction_from_labels` over those
+    seeds' latents, ``method`` mean_difference | least_squares, optionally written to ``save``)."""
+    strength = float(edit.get("strength", 1.0) or 0.0)
+    if edit.get("direction") and edit.get("labels"):
+        raise ValueError("edit: give either edit.direction (a .npy file) or edit.labels, not both")
+    if edit.get("direction"):
+        return load_direction(edit["direction"], pipeline.teacher.w_dim, pipeline.teacher.num_ws), strength
+    if edit.get("labels"):
+        seeds, labels = _seed_labels(edit["labels"])
+        ws = pipeline.mapping(pipeline.latents(seeds), truncation_psi)
+        direction = direction_from_labels(ws.cpu(), labels, edit.get("method", "mean_difference"))
+        if edit.get("save"):
+            save_direction(edit["save"], direction)
+        return direction, strength
+    return None, 0.0
+
+
 def run_generate(
     pipeline: FacePipeline,
     out: str | os.PathLike,
@@ -132,7 +171,9 @@ def run_generate(
         truncation_psi: truncation toward the mean w (None = the teacher's default).
         batch_size: faces per forward pass (does not change the output).
         uv_resolution: albedo resolution of the exports (None = G_A's).
-        edit: ``{"direction": path.npy | None, "strength": float}``; strength 0 or no direction = no edit.
+        edit: ``{"direction": path.npy | None, "labels": {seed: label} | path.json | None, "method": str,
+            "save": path.npy | None, "strength": float}`` (:func:`edit_direction`); strength 0 or neither a
+            direction nor labels = no edit.
         glb: also write GLB files.
         sheet_cell: contact-sheet cell size in pixels.
         device: moves the pipeline (None = leave it).
@@ -147,10 +188,7 @@ def run_generate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seed_list = resolve_seeds(n, seeds, seed)
-    direction, strength = None, 0.0
-    if edit and edit.get("direction"):
-        direction = load_direction(edit["direction"], pipeline.teacher.w_dim, pipeline.teacher.num_ws)
-        strength = float(edit.get("strength", 1.0))
+    direction, strength = edit_direction(pipeline, edit or {}, truncation_psi)
     head = pipeline.head
     sheet_cols: list[list[torch.Tensor]] = [[], [], [], []]
     with _progress() as progress:

@@ -85,3 +85,28 @@ def test_edit_changes_albedo_and_shape_consistently(synthetic_head_model, tmp_pa
     a0 = np.asarray(Image.open(outs[0.0] / "seed0001" / "mesh_albedo.png"), dtype=float)
     a3 = np.asarray(Image.open(outs[3.0] / "seed0001" / "mesh_albedo.png"), dtype=float)
     assert np.abs(a3 - a0).mean() > 0.5
+
+
+def test_edit_direction_from_labelled_seeds(synthetic_head_model, tmp_path):
+    import json
+
+    from albedogan.inference.generate import edit_direction
+
+    pipe = tiny_pipeline(synthetic_head_model, write_tiny_checkpoint(tmp_path / "g.safetensors"))
+    labels = {3: 1, 14: 1, 15: 0, 92: 0}
+    expected = direction_from_labels(pipe.mapping(pipe.latents(list(labels))).cpu(), torch.tensor([1.0, 1, 0, 0]))
+    d, strength = edit_direction(pipe, {"labels": labels, "strength": 2.0, "save": str(tmp_path / "d.npy")})
+    assert strength == 2.0 and torch.allclose(d, expected)
+    np.testing.assert_allclose(np.load(tmp_path / "d.npy"), expected.numpy(), atol=1e-6)
+    (tmp_path / "labels.json").write_text(json.dumps({str(k): v for k, v in labels.items()}))
+    d_file, _ = edit_direction(pipe, {"labels": str(tmp_path / "labels.json"), "strength": 1.0})
+    assert torch.allclose(d_file, expected)
+    out = run_generate(pipe, tmp_path / "edited", seeds=[1], glb=False, sheet_cell=32,
+                       edit={"labels": labels, "strength": 2.0})
+    plain = run_generate(pipe, tmp_path / "plain", seeds=[1], glb=False, sheet_cell=32)
+    w_edit, w_plain = (np.load(o / "seed0001" / "params.npz")["w"] for o in (out, plain))
+    np.testing.assert_allclose(w_edit - w_plain, 2.0 * expected.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="either edit.direction"):
+        edit_direction(pipe, {"labels": labels, "direction": "x.npy"})
+    with pytest.raises(ValueError, match="JSON"):
+        edit_direction(pipe, {"labels": str(tmp_path / "missing.json")})
