@@ -76,20 +76,20 @@ def _build_mask(path: Path) -> None:
 
 
 def _tiny_stylegan():
-    from tests.unit.test_convert_stylegan2_rosinality import tiny_pair
+    from tests.helpers.stylegan2_files import tiny_pair
 
     return tiny_pair(32, seed=0)
 
 
 def _build_stylegan_pt(path: Path) -> None:
-    from tests.unit.test_convert_stylegan2_rosinality import write_training_checkpoint
+    from tests.helpers.stylegan2_files import write_training_checkpoint
 
     G, D = _tiny_stylegan()
     write_training_checkpoint(path, G, G, D)
 
 
 def _build_stylegan_pkl(path: Path) -> None:
-    from tests.unit.test_convert_stylegan2_nvidia import write_snapshot
+    from tests.helpers.stylegan2_files import write_snapshot
 
     G, D = _tiny_stylegan()
     write_snapshot(path, G, G, D)

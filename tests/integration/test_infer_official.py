@@ -19,7 +19,7 @@ from albedogan.nets.encoder import DecaEncoder
 from albedogan.nets.mica import MappingNetwork
 from tests.helpers.compact_state import compact_random_state
 from tests.helpers.inference_world import write_tiny_checkpoint
-from tests.unit.test_convert_stylegan2_rosinality import tiny_pair, write_training_checkpoint
+from tests.helpers.stylegan2_files import tiny_pair, write_training_checkpoint
 
 pytestmark = pytest.mark.integration
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import importlib.util
+import io
 import os
 import pickle
 import pickletools
-from collections import OrderedDict
 
-import numpy as np
 import pytest
 import torch
 
@@ -17,117 +15,14 @@ from albedogan.assets.convert import stylegan2_nvidia as nv
 from albedogan.assets.locate import AssetFormatError
 from albedogan.assets.safe_pickle import UnsafePickleError
 from albedogan.assets.stylegan2 import detect_stylegan2_format, load_stylegan2, load_stylegan2_discriminator
-from albedogan.nets import stylegan2 as sg
-from tests.unit.test_convert_stylegan2_rosinality import tiny_pair, write_training_checkpoint
-
-MODULE_SRC = "# networks.py source would be here; albedogan never executes it\n"
-
-
-class _Ref:
-    """A global reference written as STACK_GLOBAL without importing its module."""
-
-    def __init__(self, module: str, name: str) -> None:
-        self.module, self.name = module, name
-
-    def __call__(self, *a):  # pickle requires reduce functions to be callable
-        raise RuntimeError("marker only")
-
-
-PERSIST = _Ref("torch_utils.persistence", "_reconstruct_persistent_obj")
-EASYDICT = _Ref("dnnlib.util", "EasyDict")
-
-
-class _EasyDict(dict):
-    pass
-
-
-class _SnapshotPickler(pickle._Pickler):
-    """Writes native modules as NVIDIA persistent objects, EasyDicts as dnnlib.util.EasyDict."""
-
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def __init__(self, file, numpy_module: str = "numpy._core", style: str = "ada") -> None:
-        super().__init__(file, protocol=4)
-        self.numpy_module = numpy_module
-        self.style = style
-
-    def save_ref(self, obj: _Ref) -> None:
-        self.save(obj.module)
-        self.save(obj.name)
-        self.write(pickle.STACK_GLOBAL)
-        self.memoize(obj)
-
-    dispatch[_Ref] = save_ref
-
-    def reducer_override(self, obj):
-        if isinstance(obj, torch.nn.Module):
-            return (PERSIST, (module_meta(obj, self.style),))
-        if isinstance(obj, _EasyDict):
-            return (EASYDICT, (), None, None, iter(obj.items()))
-        if isinstance(obj, np.generic):
-            return (_Ref(f"{self.numpy_module}.multiarray", "scalar"), (obj.dtype, obj.tobytes()))
-        return NotImplemented
-
-
-def _nvidia_kwargs(net: torch.nn.Module, style: str) -> dict:
-    """Constructor kwargs as each NVIDIA code path records them: "ada" (train.py), "sg3" (flat synthesis kwargs),
-    "legacy" (legacy.py conversion of the TF ffhq.pkl: every option spelled out)."""
-    k = net.init_kwargs
-    legacy = style == "legacy"
-    if isinstance(net, sg.Generator):
-        synth = _EasyDict(channel_base=k["channel_base"], channel_max=k["channel_max"],
-                          num_fp16_res=k["num_fp16_res"], conv_clamp=k["conv_clamp"], architecture="skip")
-        mapping = _EasyDict(num_layers=k["mapping_layers"], w_avg_beta=k["w_avg_beta"])
-        if legacy:
-            synth.update(resample_filter=[1, 3, 3, 1], use_noise=True, activation="lrelu")
-            mapping.update(embed_features=None, layer_features=None, activation="lrelu", lr_multiplier=0.01)
-        out = dict(z_dim=k["z_dim"], c_dim=0, w_dim=k["w_dim"], img_resolution=k["img_resolution"],
-                   img_channels=k["img_channels"], mapping_kwargs=mapping)
-        if style == "sg3":  # stylegan3 repo: synthesis kwargs flattened into the Generator's kwargs
-            out.update(synth, fused_modconv_default="inference_only")
-        else:
-            out["synthesis_kwargs"] = synth
-        return out
-    block = _EasyDict(freeze_layers=0)
-    epilogue = _EasyDict(mbstd_group_size=4)
-    if legacy:
-        block.update(activation="lrelu", resample_filter=[1, 3, 3, 1])
-        epilogue.update(mbstd_num_channels=1, activation="lrelu")
-    return dict(c_dim=0, img_resolution=k["img_resolution"], img_channels=k["img_channels"], architecture="resnet",
-                channel_base=k["channel_base"], channel_max=k["channel_max"], num_fp16_res=k["num_fp16_res"],
-                conv_clamp=k["conv_clamp"], block_kwargs=block, mapping_kwargs=_EasyDict(), epilogue_kwargs=epilogue)
-
-
-def module_meta(m: torch.nn.Module, style: str) -> dict:
-    """The meta dict NVIDIA's persistence writes: the module __dict__ as state."""
-    state = {
-        "training": m.training,
-        "_parameters": OrderedDict(m._parameters),
-        "_buffers": OrderedDict(m._buffers),
-        "_non_persistent_buffers_set": set(),
-        "_backward_hooks": OrderedDict(), "_forward_hooks": OrderedDict(), "_forward_pre_hooks": OrderedDict(),
-        "_state_dict_hooks": OrderedDict(), "_load_state_dict_pre_hooks": OrderedDict(),
-        "_modules": OrderedDict(m._modules),
-        "_init_args": (),
-        "_init_kwargs": _nvidia_kwargs(m, style) if hasattr(m, "init_kwargs") else {},
-    }
-    for key in ("weight_gain", "bias_gain"):
-        if hasattr(m, key):
-            state[key] = np.float64(getattr(m, key))
-    for key in ("resolution", "in_channels", "w_dim", "z_dim", "num_ws", "img_resolution"):
-        if hasattr(m, key) and isinstance(getattr(m, key), int):
-            state[key] = getattr(m, key)
-    cls = type(m).__name__
-    return dict(type="class", version=4, module_src=MODULE_SRC, class_name=f"training.networks.{cls}", state=state)
-
-
-def write_snapshot(path, G_ema, G, D, numpy_module="numpy._core", style="ada") -> bytes:
-    buf = io.BytesIO()
-    snap = {"G": G, "D": D, "G_ema": G_ema, "augment_pipe": None,
-            "training_set_kwargs": _EasyDict(path="ffhq.zip", resolution=G.img_resolution, use_labels=False)}
-    _SnapshotPickler(buf, numpy_module, style).dump(snap)
-    path.write_bytes(buf.getvalue())
-    return buf.getvalue()
+from tests.helpers.stylegan2_files import (
+    MODULE_SRC,
+    Ref,
+    SnapshotPickler,
+    tiny_pair,
+    write_snapshot,
+    write_training_checkpoint,
+)
 
 
 def _globals(data: bytes) -> set[str]:
@@ -212,7 +107,7 @@ def test_malicious_globals_are_refused(tmp_path, monkeypatch, payload) -> None:
     G, D = tiny_pair(32)
     path = tmp_path / "evil.pkl"
     buf = io.BytesIO()
-    _SnapshotPickler(buf).dump({"G_ema": G, "D": D, "extra": payload()})
+    SnapshotPickler(buf).dump({"G_ema": G, "D": D, "extra": payload()})
     path.write_bytes(buf.getvalue())
     with pytest.raises(UnsafePickleError, match="evil.pkl"):
         load_stylegan2(path)
@@ -224,7 +119,7 @@ def test_unsafe_torch_blob_is_refused(tmp_path, monkeypatch) -> None:
     blob = io.BytesIO()
     torch.save({"x": _Evil(os.system, "touch PWNED_BLOB")}, blob, pickle_module=pickle)
     buf = io.BytesIO()
-    p = _SnapshotPickler(buf)
+    p = SnapshotPickler(buf)
     p.dump({"G_ema": _BlobCarrier(blob.getvalue())})
     path = tmp_path / "blob.pkl"
     path.write_bytes(buf.getvalue())
@@ -238,7 +133,7 @@ class _BlobCarrier:
         self.blob = blob
 
     def __reduce__(self):
-        return (_Ref("torch.storage", "_load_from_bytes"), (self.blob,))
+        return (Ref("torch.storage", "_load_from_bytes"), (self.blob,))
 
 
 def test_unsupported_architecture_and_unknown_format(tmp_path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import pickle
@@ -15,21 +14,7 @@ from albedogan.assets.convert import stylegan2_rosinality as ros
 from albedogan.assets.safe_pickle import UnsafePickleError
 from albedogan.assets.stylegan2 import load_stylegan2, load_stylegan2_discriminator
 from albedogan.nets import stylegan2 as sg
-
-TINY = dict(z_dim=16, w_dim=16, channel_base=256, channel_max=32)
-
-
-def tiny_pair(res: int = 32, seed: int = 0) -> tuple[sg.Generator, sg.Discriminator]:
-    torch.manual_seed(seed)
-    G = sg.Generator(img_resolution=res, **TINY)
-    D = sg.Discriminator(img_resolution=res, channel_base=256, channel_max=32)
-    with torch.no_grad():
-        for name, p in list(G.named_parameters()) + list(D.named_parameters()):
-            if name.endswith("noise_strength") or name.endswith("bias"):
-                p.add_(torch.randn_like(p) * 0.1)
-        G.mapping.w_avg.copy_(torch.randn(16))
-    return G.eval(), D.eval()
-
+from tests.helpers.stylegan2_files import tiny_pair, write_training_checkpoint
 
 def _ros_reference_generator(sd: dict, ws: torch.Tensor) -> torch.Tensor:
     """rosinality Generator.forward(input_is_latent, randomize_noise=False) written from its documented math."""
@@ -177,21 +162,6 @@ def test_strict_tables_report_missing_and_unexpected_keys() -> None:
     blur["convs.0.conv.blur.kernel"] = torch.ones(4, 4)
     with pytest.raises(ros.KeyTableError, match="FIR"):
         ros.generator_from_rosinality(blur, avg)
-
-
-def write_training_checkpoint(path, G_ema, G, D, with_latent_avg=True, prefix="") -> None:
-    g_ema, avg = ros.generator_to_rosinality(G_ema)
-    ckpt = {
-        "g_ema": {prefix + k: v for k, v in g_ema.items()},
-        "g": {prefix + k: v for k, v in ros.generator_to_rosinality(G)[0].items()},
-        "d": {prefix + k: v for k, v in ros.discriminator_to_rosinality(D).items()},
-        "g_optim": torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))]).state_dict(),
-        "args": argparse.Namespace(size=32, channel_multiplier=2, batch=4, r1=10.0),
-        "ada_aug_p": 0.0,
-    }
-    if with_latent_avg:
-        ckpt["latent_avg"] = avg
-    torch.save(ckpt, path)
 
 
 def test_training_checkpoint_loads_each_network(tmp_path) -> None:
