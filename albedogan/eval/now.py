@@ -41,6 +41,7 @@ import torch
 
 from albedogan.assets.locate import AssetFormatError, MissingAssetError
 from albedogan.eval.geometry import apply_similarity, compose_similarity, point_to_mesh_distance, umeyama
+from albedogan.flame.landmarks import NOW_LANDMARK_ROWS, now_landmarks
 from albedogan.utils.io import atomic_write_text, atomic_write_with
 from albedogan.utils.logging import get_logger
 
@@ -73,7 +74,7 @@ log = get_logger(__name__)
 
 NOW_CHALLENGES: tuple[str, ...] = ("multiview_neutral", "multiview_expressions", "multiview_occlusions", "selfie")
 NOW_IMAGE_LISTS: dict[str, str] = {"val": "imagepathsvalidation.txt", "test": "imagepathstest.txt"}
-FLAME68_NOW_LANDMARKS: tuple[int, ...] = (36, 39, 42, 45, 33, 48, 54)
+FLAME68_NOW_LANDMARKS: tuple[int, ...] = tuple(17 + r for r in NOW_LANDMARK_ROWS)  # (36, 39, 42, 45, 33, 48, 54)
 UNIT_TO_MM: dict[str, float] = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
 
 _MESH_EXTS = (".obj", ".ply")
@@ -92,7 +93,7 @@ def now_landmarks_from_lmk68(lmk68: torch.Tensor) -> torch.Tensor:
     """
     if lmk68.ndim < 2 or tuple(lmk68.shape[-2:]) != (68, 3):
         raise ValueError(f"lmk68: expected shape (..., 68, 3), got {tuple(lmk68.shape)}")
-    return lmk68[..., list(FLAME68_NOW_LANDMARKS), :]
+    return now_landmarks(lmk68)
 
 
 def _check_landmarks(arr: np.ndarray, source: str) -> np.ndarray:

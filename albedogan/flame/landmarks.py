@@ -87,10 +87,10 @@ def now_landmarks(landmarks68: torch.Tensor) -> torch.Tensor:
     """The 7 NoW landmarks from a 68-landmark set.
 
     Args:
-        landmarks68: (N, 68, 3) landmarks (use the fixed "full" embedding for 3D evaluation).
+        landmarks68: (..., 68, D) landmarks (use the fixed "full" embedding for 3D evaluation).
 
     Returns:
-        (N, 7, 3) ``landmarks68[:, 17:][:, NOW_LANDMARK_ROWS]``.
+        (..., 7, D) ``landmarks68[..., 17:, :][..., NOW_LANDMARK_ROWS, :]``.
     """
     rows = torch.tensor(NOW_LANDMARK_ROWS, device=landmarks68.device) + 17
-    return landmarks68[:, rows]
+    return landmarks68[..., rows, :]
