@@ -5,10 +5,12 @@ Usage (the documented learning demonstration, a few minutes on 2 CPU cores):
     OMP_NUM_THREADS=2 python train.py experiment=synthetic paths.log_dir=logs/learn
     python scripts/learning_curves.py logs/learn/train/runs/<run>  # -> <run>/curves/{albedo,shape}.png, numbers.json
 
-``albedo.png``: val/albedo_error (EMA G_A vs true albedo on face texels), val/albedo_error_live and
-val/albedo_error_unwrapped (the unwrapped, mirror-completed target texture — what the official demos output).
+``albedo.png``: val/albedo_error (EMA G_A vs true albedo on face texels), val/albedo_error_live,
+val/albedo_error_unwrapped (the unwrapped, mirror-completed image texture with its shading — what the official demos
+output) and val/albedo_error_target (the de-lit self-distillation target G_A learns from).
 ``shape.png``: val/shape_error_mm (neutral-mesh per-vertex error of the estimator) and val/landmark_error_px, with
-the shape-phase steps shaded. Plain PIL drawing (matplotlib is not a dependency).
+the shape-phase steps shaded. For an estimator pre-training run (``experiment=synthetic_estimator``):
+``estimator.png`` and ``estimator_pixels.png``. Plain PIL drawing (matplotlib is not a dependency).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import argparse
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository's package
 from albedogan.utils.io import atomic_write_bytes, atomic_write_text
 
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
@@ -90,13 +94,30 @@ def phase_spans(rows: list[dict[str, str]], phase_index: float) -> list[tuple[in
     return spans
 
 
+def estimator_curves(rows: list[dict[str, str]], out: Path) -> dict:
+    """Curves of an estimator pre-training run: ``estimator.png`` (normalised RMS errors per part) and
+    ``estimator_pixels.png`` (landmark px, target albedo error x 100); returns the numbers."""
+    parts = {k: series(rows, f"val/{k}_error") for k in ("pose", "cam", "light", "expression")}
+    other = {"landmark_error_px": series(rows, "val/landmark_error_px"),
+             "albedo_error_target x100": [(x, 100 * y) for x, y in series(rows, "val/albedo_error_target")]}
+    atomic_write_bytes(out / "estimator.png", plot(parts, "estimator error per part (RMS, in teacher std units)"))
+    atomic_write_bytes(out / "estimator_pixels.png", plot(other, "landmark error (px) / phase-A target error x100"))
+    numbers = {name: {"first": c[0], "last": c[-1], "min": min(c, key=lambda p: p[1])}
+               for name, c in {**parts, **other}.items() if c}
+    atomic_write_text(out / "numbers.json", json.dumps(numbers, indent=2))
+    return numbers
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path)
     args = parser.parse_args(argv)
     rows = read_metrics(args.run_dir)
     out = args.run_dir / "curves"
-    albedo = {k: series(rows, f"val/{k}") for k in ("albedo_error", "albedo_error_live", "albedo_error_unwrapped")}
+    if any(r.get("val/pose_error") for r in rows):  # an estimator pre-training run (experiment=synthetic_estimator)
+        return estimator_curves(rows, out)
+    albedo = {k: series(rows, f"val/{k}") for k in ("albedo_error", "albedo_error_live", "albedo_error_unwrapped",
+                                                             "albedo_error_target")}
     shape = {k: series(rows, f"val/{k}") for k in ("shape_error_mm", "landmark_error_px")}
     shade = phase_spans(rows, 1.0)
     atomic_write_bytes(out / "albedo.png", plot(albedo, "albedo error vs ground truth (face texels, [0,1] units)"))

@@ -31,7 +31,8 @@ def _overrides(data_dir: str, out: str, phase: str, full: bool) -> list[str]:
     return ["experiment=synthetic", "model=albedogan", *common, "teacher.image_size=224", "teacher.uv_resolution=256",
             "model.albedo_generator.uv_resolution=256", "model.loss_weights.identity=0",
             "model.loss_weights.perceptual=0", "model.loss_weights.shape_identity=0",
-            "model.loss_weights.shape_perceptual=0", "estimator.input_size=224", "data.batch_size=8"]
+            "model.loss_weights.shape_perceptual=0", "estimator.input_size=224", "estimator.weights_path=null",
+            "data.batch_size=8"]
 
 
 def _time_fit(cfg, device: torch.device, steps: int, precision: str) -> tuple[float, int]:

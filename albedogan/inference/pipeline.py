@@ -48,6 +48,7 @@ __all__ = [
     "InferenceWeights",
     "check_world",
     "export_inference_weights",
+    "load_estimator_weights",
     "load_inference_weights",
     "world_record",
     "resample_uv",
@@ -157,7 +158,8 @@ def export_inference_weights(
     metadata: Optional[Mapping[str, Any]] = None,
     include_estimator: bool = True,
 ) -> Path:
-    """Write G_A (preferring its EMA copy) and the estimator of ``module`` to one safetensors file, atomically.
+    """Write G_A (preferring its EMA copy) and the estimator of ``module`` to one safetensors file, atomically
+    (a module with an estimator but no G_A, e.g. the estimator pre-training module, writes the estimator alone).
 
     Args:
         module: a training module (or any ``nn.Module``) with an albedo generator attribute — the first of
@@ -172,26 +174,29 @@ def export_inference_weights(
         The written path.
 
     Raises:
-        ValueError: when no albedo generator is found or it has no ``init_kwargs``.
+        ValueError: when neither an albedo generator (with ``init_kwargs``) nor an estimator is found.
     """
     from safetensors.torch import save
 
     from albedogan.nets.albedo_generator import AlbedoGenerator
 
     g = module if isinstance(module, AlbedoGenerator) else _find_part(module, "albedo_generator")
-    if g is None or not hasattr(g, "init_kwargs"):
-        raise ValueError(
-            f"export_inference_weights: {type(module).__name__} has no albedo generator "
-            f"(looked for attributes {list(_MODULE_ATTRS['albedo_generator'])} with init_kwargs)"
-        )
-    tensors = {f"albedo_generator.{k}": v.detach().cpu().contiguous() for k, v in g.state_dict().items()}
     est = None if (not include_estimator or g is module) else _find_part(module, "estimator")
+    if (g is None or not hasattr(g, "init_kwargs")) and est is None:
+        raise ValueError(
+            f"export_inference_weights: {type(module).__name__} has neither an albedo generator "
+            f"(looked for attributes {list(_MODULE_ATTRS['albedo_generator'])} with init_kwargs) nor an estimator"
+        )
+    if g is not None and not hasattr(g, "init_kwargs"):
+        g = None
+    tensors = {} if g is None else {f"albedo_generator.{k}": v.detach().cpu().contiguous()
+                                    for k, v in g.state_dict().items()}
     if est is not None:
         tensors.update({f"estimator.{k}": v.detach().cpu().contiguous() for k, v in est.state_dict().items()})
     record = {
         "format": WEIGHTS_FORMAT,
         "version": WEIGHTS_VERSION,
-        "albedo_generator": dict(g.init_kwargs),
+        "albedo_generator": None if g is None else dict(g.init_kwargs),
         "has_estimator": est is not None,
         "metadata": dict(metadata or {}),
     }
@@ -304,6 +309,28 @@ def load_inference_weights(
         _load_strict(generator, g_state, "albedo generator", source)
         generator.requires_grad_(False).eval()
     return InferenceWeights(generator, est_state, metadata, source)
+
+
+def load_estimator_weights(estimator: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+    """Load the estimator part of an inference weights file (``.safetensors`` / ``.ckpt``) into ``estimator``,
+    strictly (every key, every shape); returns the file's metadata.
+
+    Raises:
+        MissingAssetError: the file does not exist.
+        AssetFormatError: the file is unreadable, holds no estimator, or its estimator differs from ``estimator``.
+    """
+    if not Path(path).is_file():
+        raise MissingAssetError(
+            f"estimator weights not found: {path} — the embedded estimator ships as "
+            "checkpoints/embedded_estimator.safetensors (re-create it with `python train.py "
+            "experiment=synthetic_estimator`), or set estimator.weights_path=null for an untrained estimator"
+        )
+    weights = load_inference_weights(path)
+    if weights.estimator_state is None:
+        raise AssetFormatError(f"{weights.source}: holds no estimator weights (expected keys 'estimator.*')")
+    _load_strict(estimator, weights.estimator_state, "estimator", weights.source)
+    estimator.load_state_dict(weights.estimator_state)
+    return weights.metadata
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -537,8 +537,9 @@ class AlbedoGANModule(pl.LightningModule):
 
         Logged (means over the validation seeds): ``val/photometric`` (masked L1 of the EMA-albedo render),
         and with ground truth ``val/albedo_error`` (EMA G_A vs true albedo on face texels, albedo units),
-        ``val/albedo_error_live`` (live G_A), ``val/albedo_error_unwrapped`` (the unwrapped, mirror-completed
-        target texture: what the official demos output), ``val/shape_error_mm`` (neutral-mesh per-vertex distance of
+        ``val/albedo_error_live`` (live G_A), ``val/albedo_error_unwrapped`` (the unwrapped, mirror-completed image
+        texture with its shading: what the official demos output), ``val/albedo_error_target`` (the de-lit
+        self-distillation target G_A is trained on), ``val/shape_error_mm`` (neutral-mesh per-vertex distance of
         the estimated shape) and ``val/landmark_error_px``.
         """
         sample = self._sample(batch.z)
@@ -549,11 +550,13 @@ class AlbedoGANModule(pl.LightningModule):
         metrics = {"photometric": masked_l1(out.image, sample.image, mask)}
         truth = sample.truth
         if truth is not None:
-            target = self.target_builder(sample.image, estimate)
-            unwrapped = resize_uv(target.texture, self.uv_resolution)
+            target = resize_uv(self.target_builder(sample.image, estimate).texture, self.uv_resolution)
+            unwrapped = resize_uv(self.target_builder(sample.image, estimate, delight=False).texture,
+                                  self.uv_resolution)
             metrics["albedo_error"] = albedo_error(albedo, truth.albedo, self.face_texels).mean()
             metrics["albedo_error_live"] = albedo_error(self.G(sample.ws), truth.albedo, self.face_texels).mean()
             metrics["albedo_error_unwrapped"] = albedo_error(unwrapped, truth.albedo, self.face_texels).mean()
+            metrics["albedo_error_target"] = albedo_error(target, truth.albedo, self.face_texels).mean()
             metrics["shape_error_mm"] = neutral_shape_error(
                 self.head, estimate.params.shape, truth.estimate.params.shape
             ).mean()

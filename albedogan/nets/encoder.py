@@ -83,6 +83,11 @@ class DecaEncoder(nn.Module):
         self.encoder = backbone
         self.layers = nn.Sequential(nn.Linear(2048, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, self.out_dim))
 
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The last linear layer (its output rows follow :attr:`output_sizes`, shape rows first)."""
+        return self.layers[2]
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, 224, 224) RGB [0, 1] -> (N, 236) raw parameter vector in DECA's order."""
         assert_shape(images, [None, 3, ENCODER_INPUT_SIZE, ENCODER_INPUT_SIZE], "DecaEncoder input")
@@ -208,6 +213,11 @@ class CompactEncoder(nn.Module):
         offset = torch.cat([torch.zeros(self.out_dim - 30), cam, light])
         self.register_buffer("output_scale", scale_vec)
         self.register_buffer("output_offset", offset)
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The last (zero-initialised) linear layer; its output rows follow :attr:`output_sizes`, shape rows first."""
+        return self.head[2]
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         """Encode crops.

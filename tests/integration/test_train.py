@@ -53,7 +53,8 @@ def test_debug_cli_runs_both_phases(project_root, synthetic_data_dir, tmp_path):
     cols = _metric_columns(run_dir)
     for name in ("train/phase", "train/albedo/d_logistic", "train/albedo/r1", "train/albedo/distill",
                  "train/albedo/photometric", "train/albedo/path_length", "train/shape/photometric",
-                 "train/shape/landmark", "val/albedo_error", "val/albedo_error_unwrapped", "val/shape_error_mm"):
+                 "train/shape/landmark", "val/albedo_error", "val/albedo_error_unwrapped", "val/albedo_error_target",
+                 "val/shape_error_mm"):
         assert name in cols, name
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert state["global_step"] == 6
@@ -188,3 +189,35 @@ def test_learning_curves_script(tmp_path):
     img = iio.imread(tmp_path / "run" / "curves" / "albedo.png")
     assert img.shape == (400, 640, 3) and img.min() < 100  # something was drawn
     assert (tmp_path / "run" / "curves" / "shape.png").is_file()
+    pre = tmp_path / "pre" / "csv" / "version_0"
+    pre.mkdir(parents=True)
+    rows = ["step,val/pose_error,val/cam_error,val/light_error,val/expression_error,val/landmark_error_px,"
+            "val/albedo_error_target"] + [f"{s},{1 - s / 200},0.9,0.8,0.7,{2 - s / 100},0.06" for s in range(0, 100, 10)]
+    (pre / "metrics.csv").write_text("\n".join(rows) + "\n")
+    numbers = lc.main([str(tmp_path / "pre")])
+    assert numbers["pose"]["last"] == (90, pytest.approx(0.55))
+    assert numbers["albedo_error_target x100"]["first"] == (0, pytest.approx(6.0))
+    assert (tmp_path / "pre" / "curves" / "estimator.png").is_file()
+    assert (tmp_path / "pre" / "curves" / "estimator_pixels.png").is_file()
+
+
+def test_wandb_offline_logs_grids_and_meshes(project_root, synthetic_data_dir, tmp_path):
+    """logger=wandb with WANDB_MODE=offline: no account, no network; image grids and Object3D meshes are written."""
+    env = {**ENV, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+           "WANDB_API_KEY": "", "WANDB_CONFIG_DIR": str(tmp_path / "wandb_config"), "WANDB_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "train.py", "experiment=debug", "logger=wandb", f"paths.log_dir={tmp_path}",
+         f"paths.data_dir={synthetic_data_dir}", "callbacks.rich_progress_bar=null"],
+        cwd=project_root, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = (tmp_path / "train" / "runs").glob("*/wandb/offline-run-*")
+    media = run / "files" / "media"
+    assert list(media.glob("images/**/grid_*.png")), sorted(p.name for p in media.rglob("*"))
+    meshes = list(media.glob("object3D/meshes_*.pts.json"))
+    assert meshes
+    import json
+
+    points = json.loads(meshes[0].read_text())
+    assert len(points) > 1000 and len(points[0]) == 3  # a vertex cloud of the estimated head
+    assert list(run.glob("*.wandb"))  # the offline run file `wandb sync` uploads later

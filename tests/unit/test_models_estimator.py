@@ -204,3 +204,38 @@ def test_configs_match_factories(name: str) -> None:
     if name == "ground_truth":
         est = instantiate(cfg)
         assert isinstance(est, GroundTruthEstimator) and est.n_shape == 300
+
+
+def test_shape_head_trains_only_the_shape_rows() -> None:
+    torch.manual_seed(0)
+    est = build_embedded_estimator(n_shape=20, n_exp=10, input_size=32, channels=(8, 16), hidden_dim=32,
+                                   pooling="flatten", shape_network=False, trainable=["shape_head"])
+    layer = est.encoder.output_layer
+    rows = est.encoder.output_sizes["shape"]
+    groups = est.parameter_groups()
+    assert [g["name"] for g in groups] == ["shape_head"]
+    assert {id(p) for p in groups[0]["params"]} == {id(layer.weight), id(layer.bias)}
+    assert not any(p.requires_grad for n, p in est.encoder.named_parameters() if not n.startswith("head.2."))
+    before = {k: v.detach().clone() for k, v in est.encoder.state_dict().items()}
+    opt = torch.optim.Adam(groups[0]["params"], lr=1e-2)
+    images = torch.rand(4, 3, 32, 32)
+    for _ in range(3):  # every output receives gradient, only the shape rows may move
+        out = est.train()(images)
+        loss = out.params.shape.pow(2).sum() + (out.params.shape - 1).abs().sum() + out.cam.sum() + out.light.sum() \
+            + out.params.expression.sum() + out.params.global_pose.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = est.encoder.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"head.2.weight", "head.2.bias"}
+    assert not torch.equal(after["head.2.weight"][:rows], before["head.2.weight"][:rows])
+    assert torch.equal(after["head.2.weight"][rows:], before["head.2.weight"][rows:])
+    assert torch.equal(after["head.2.bias"][rows:], before["head.2.bias"][rows:])
+
+
+def test_shape_head_needs_an_encoder_shape() -> None:
+    with pytest.raises(ValueError, match="shape network"):
+        NetworkEstimator(CompactEncoder(32, channels=(8,), hidden_dim=8),
+                         ShapeNetwork(IdentityEmbedder(iresnet50(), "arcface"), MappingNetwork(512, 16, 20)),
+                         n_shape=20, n_exp=10, trainable=["shape_head"])

@@ -94,6 +94,9 @@ def test_delighting_recovers_albedo_from_lit_render(head, renderer, builder) -> 
     seen = (delit.visibility > 0).float() * builder.region
     err_raw, err_delit = mean_error(raw, seen), mean_error(delit, seen)
     assert err_delit < 0.03 and err_delit < 0.3 * err_raw, (err_delit, err_raw)
+    overridden = builder(image, estimate, delight=False)  # per-call override = a builder made with delight=False
+    torch.testing.assert_close(overridden.texture, raw.texture, rtol=0, atol=0)
+    torch.testing.assert_close(builder(image, estimate, delight=True).texture, delit.texture, rtol=0, atol=0)
 
 
 def test_mirror_completion_on_yawed_head(head, renderer, builder) -> None:
