@@ -34,8 +34,9 @@ from albedogan.datamodules.latent_stream import LatentSample
 from albedogan.eval.synthetic_gt import albedo_error, face_texel_mask, landmark_error, neutral_shape_error, resize_uv
 from albedogan.flame.head import HeadModel
 from albedogan.losses.landmark import landmark_loss
+from albedogan.models.estimator import _fit
 from albedogan.render.cameras import WeakPerspectiveCamera
-from albedogan.structures import FaceEstimate
+from albedogan.structures import FaceEstimate, FlameParams
 from albedogan.teachers.base import Teacher
 
 __all__ = ["PARTS", "EstimatorPretrainModule", "estimate_parts"]
@@ -120,15 +121,15 @@ class EstimatorPretrainModule(pl.LightningModule):
         if not self._groups:
             raise ValueError(f"EstimatorPretrainModule: {type(estimator).__name__} has no trainable parameters "
                              "(set estimator.trainable, e.g. [encoder])")
-        mean, std = self._calibrate(int(calibration_samples))
+        std = self._calibrate(int(calibration_samples))
         for part in PARTS:
-            self.register_buffer(f"mean_{part}", mean[part], persistent=False)
             self.register_buffer(f"std_{part}", std[part].clamp_min(1e-6), persistent=False)
             self.register_buffer(f"varies_{part}", std[part] > 1e-6, persistent=False)
         self.register_buffer("face_texels", face_texel_mask(head, self.uv_resolution), persistent=False)
 
     @torch.no_grad()
-    def _calibrate(self, n: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def _calibrate(self, n: int) -> dict[str, torch.Tensor]:
+        """The teacher's standard deviation of every parameter, from ``n`` latents drawn from ``seed``."""
         if n < 2:
             raise ValueError(f"EstimatorPretrainModule: calibration_samples must be >= 2, got {n}")
         gen = torch.Generator().manual_seed(self.seed)
@@ -138,13 +139,10 @@ class EstimatorPretrainModule(pl.LightningModule):
             raise ValueError(f"EstimatorPretrainModule: {type(self.teacher).__name__} gives no ground truth; "
                              "pre-training needs the procedural teacher (teacher=procedural)")
         parts = estimate_parts(self._fit_sizes(sample.truth.estimate))
-        return {k: v.mean(0) for k, v in parts.items()}, {k: v.std(0) for k, v in parts.items()}
+        return {k: v.std(0) for k, v in parts.items()}
 
     def _fit_sizes(self, estimate: FaceEstimate) -> FaceEstimate:
         """Truth with shape/expression padded or cut to the estimator's sizes."""
-        from albedogan.models.estimator import _fit
-        from albedogan.structures import FlameParams
-
         p = estimate.params
         n_shape = int(getattr(self.estimator, "n_shape", p.shape.shape[1]))
         n_exp = int(getattr(self.estimator, "n_exp", p.expression.shape[1]))
@@ -170,8 +168,6 @@ class EstimatorPretrainModule(pl.LightningModule):
         """(N, 68, 2) image-NDC landmarks of FLAME(estimate) (with ``shape`` in place of the estimated one)."""
         p = estimate.params
         if shape is not None:
-            from albedogan.structures import FlameParams
-
             p = FlameParams(shape, p.expression, p.global_pose, p.neck_pose, p.jaw_pose, p.eye_pose)
         flame = self.head(p)
         return WeakPerspectiveCamera(estimate.cam).transform_points(flame.landmarks2d)[..., :2]
