@@ -102,8 +102,13 @@ def estimator_curves(rows: list[dict[str, str]], out: Path) -> dict:
              "albedo_error_target x100": [(x, 100 * y) for x, y in series(rows, "val/albedo_error_target")]}
     atomic_write_bytes(out / "estimator.png", plot(parts, "estimator error per part (RMS, in teacher std units)"))
     atomic_write_bytes(out / "estimator_pixels.png", plot(other, "landmark error (px) / phase-A target error x100"))
+    return write_numbers({**parts, **other}, out)
+
+
+def write_numbers(curves: dict[str, list[tuple[int, float]]], out: Path) -> dict:
+    """First / last / min (step, value) of every non-empty curve, written to ``out/numbers.json`` and returned."""
     numbers = {name: {"first": c[0], "last": c[-1], "min": min(c, key=lambda p: p[1])}
-               for name, c in {**parts, **other}.items() if c}
+               for name, c in curves.items() if c}
     atomic_write_text(out / "numbers.json", json.dumps(numbers, indent=2))
     return numbers
 
@@ -123,10 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
     atomic_write_bytes(out / "albedo.png", plot(albedo, "albedo error vs ground truth (face texels, [0,1] units)"))
     atomic_write_bytes(out / "shape.png", plot(shape, "shape error (mm) / landmark error (px); shaded = shape phase",
                                                shade))
-    numbers = {name: {"first": c[0], "last": c[-1], "min": min(c, key=lambda p: p[1])}
-               for name, c in {**albedo, **shape}.items() if c}
-    atomic_write_text(out / "numbers.json", json.dumps(numbers, indent=2))
-    return numbers
+    return write_numbers({**albedo, **shape}, out)
 
 
 if __name__ == "__main__":

@@ -182,13 +182,12 @@ def export_inference_weights(
 
     g = module if isinstance(module, AlbedoGenerator) else _find_part(module, "albedo_generator")
     est = None if (not include_estimator or g is module) else _find_part(module, "estimator")
-    if (g is None or not hasattr(g, "init_kwargs")) and est is None:
+    g = g if hasattr(g, "init_kwargs") else None  # a generator without init_kwargs cannot be rebuilt
+    if g is None and est is None:
         raise ValueError(
             f"export_inference_weights: {type(module).__name__} has neither an albedo generator "
             f"(looked for attributes {list(_MODULE_ATTRS['albedo_generator'])} with init_kwargs) nor an estimator"
         )
-    if g is not None and not hasattr(g, "init_kwargs"):
-        g = None
     tensors = {} if g is None else {f"albedo_generator.{k}": v.detach().cpu().contiguous()
                                     for k, v in g.state_dict().items()}
     if est is not None:
@@ -329,7 +328,6 @@ def load_estimator_weights(estimator: nn.Module, path: str | os.PathLike) -> dic
     if weights.estimator_state is None:
         raise AssetFormatError(f"{weights.source}: holds no estimator weights (expected keys 'estimator.*')")
     _load_strict(estimator, weights.estimator_state, "estimator", weights.source)
-    estimator.load_state_dict(weights.estimator_state)
     return weights.metadata
 
 

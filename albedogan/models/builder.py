@@ -102,11 +102,10 @@ def build_training(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDat
     _fill(cfg, "data.z_dim", int(teacher.z_dim))
     target_builder = (hydra.utils.instantiate(cfg.model.target_builder, head=head)
                       if cfg.model.get("target_builder") is not None else None)
+    common = dict(teacher=teacher, head=head, estimator=estimator, target_builder=target_builder, seed=int(cfg.seed))
     if not _accepts(hydra.utils.get_object(cfg.model._target_), "albedo_generator"):
         # a module that trains the estimator alone (models.estimator_pretrain): no G_A, D or loss networks
-        model = hydra.utils.instantiate(cfg.model, teacher=teacher, head=head, estimator=estimator,
-                                        target_builder=target_builder, seed=int(cfg.seed))
-        return model, hydra.utils.instantiate(cfg.data)
+        return hydra.utils.instantiate(cfg.model, **common), hydra.utils.instantiate(cfg.data)
     _fill(cfg, "model.albedo_generator.w_dim", int(teacher.w_dim))
     weights = cfg.model.loss_weights
     uses_id = weights.get("identity", 0) > 0 or weights.get("shape_identity", 0) > 0
@@ -118,15 +117,7 @@ def build_training(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDat
     if cfg.get("albedo_init", "teacher") == "teacher" and synthesis is not None:
         albedo_generator = AlbedoGenerator.from_teacher(synthesis, albedo_generator.uv_resolution)
     model = hydra.utils.instantiate(
-        cfg.model,
-        teacher=teacher,
-        head=head,
-        estimator=estimator,
-        target_builder=target_builder,
-        albedo_generator=albedo_generator,
-        identity_embedder=identity,
-        perceptual=perceptual,
-        seed=int(cfg.seed),
+        cfg.model, **common, albedo_generator=albedo_generator, identity_embedder=identity, perceptual=perceptual
     )
     datamodule = hydra.utils.instantiate(cfg.data)
     return model, datamodule

@@ -20,6 +20,7 @@ input image (conventions: ``albedogan.render``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Optional
@@ -49,6 +50,7 @@ __all__ = [
     "build_embedded_estimator",
     "crop_boxes",
     "crop_camera_to_image",
+    "fit_code_sizes",
 ]
 
 TRAINABLE_PARTS = ("shape_mapping", "identity_upper", "encoder", "shape_head")
@@ -65,6 +67,13 @@ def _fit(code: torch.Tensor, size: int) -> torch.Tensor:
     if k > size:
         return code[:, :size]
     return F.pad(code, (0, size - k))
+
+
+def fit_code_sizes(params: FlameParams, n_shape: Optional[int], n_exp: Optional[int]) -> FlameParams:
+    """``params`` with shape / expression zero-padded or truncated to ``n_shape`` / ``n_exp`` (None keeps a size)."""
+    shape = params.shape if n_shape is None else _fit(params.shape, n_shape)
+    expression = params.expression if n_exp is None else _fit(params.expression, n_exp)
+    return dataclasses.replace(params, shape=shape, expression=expression)
 
 
 def crop_boxes(
@@ -231,12 +240,10 @@ class GroundTruthEstimator(FaceEstimator):
         est = truth.estimate
         if est.batch_size != images.shape[0]:
             raise ValueError(f"GroundTruthEstimator: truth has batch {est.batch_size}, images {images.shape[0]}")
-        p, nz = est.params, self.noise
-        shape = _fit(p.shape, self.n_shape) if self.n_shape is not None else p.shape
-        expression = _fit(p.expression, self.n_exp) if self.n_exp is not None else p.expression
+        p, nz = fit_code_sizes(est.params, self.n_shape, self.n_exp), self.noise
         params = FlameParams(
-            shape=self._jitter(shape, nz["shape_std"]),
-            expression=self._jitter(expression, nz["expression_std"]),
+            shape=self._jitter(p.shape, nz["shape_std"]),
+            expression=self._jitter(p.expression, nz["expression_std"]),
             global_pose=self._jitter(p.global_pose, nz["pose_std"]),
             neck_pose=p.neck_pose,
             jaw_pose=self._jitter(p.jaw_pose, nz["pose_std"]),

@@ -23,6 +23,7 @@ pixels, the neutral-shape error in mm and the error of the self-distillation tar
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -34,9 +35,9 @@ from albedogan.datamodules.latent_stream import LatentSample
 from albedogan.eval.synthetic_gt import albedo_error, face_texel_mask, landmark_error, neutral_shape_error, resize_uv
 from albedogan.flame.head import HeadModel
 from albedogan.losses.landmark import landmark_loss
-from albedogan.models.estimator import _fit
+from albedogan.models.estimator import fit_code_sizes
 from albedogan.render.cameras import WeakPerspectiveCamera
-from albedogan.structures import FaceEstimate, FlameParams
+from albedogan.structures import FaceEstimate
 from albedogan.teachers.base import Teacher
 
 __all__ = ["PARTS", "EstimatorPretrainModule", "estimate_parts"]
@@ -143,12 +144,9 @@ class EstimatorPretrainModule(pl.LightningModule):
 
     def _fit_sizes(self, estimate: FaceEstimate) -> FaceEstimate:
         """Truth with shape/expression padded or cut to the estimator's sizes."""
-        p = estimate.params
-        n_shape = int(getattr(self.estimator, "n_shape", p.shape.shape[1]))
-        n_exp = int(getattr(self.estimator, "n_exp", p.expression.shape[1]))
-        params = FlameParams(_fit(p.shape, n_shape), _fit(p.expression, n_exp), p.global_pose, p.neck_pose,
-                             p.jaw_pose, p.eye_pose)
-        return FaceEstimate(params=params, cam=estimate.cam, light=estimate.light)
+        params = fit_code_sizes(estimate.params, getattr(self.estimator, "n_shape", None),
+                                getattr(self.estimator, "n_exp", None))
+        return dataclasses.replace(estimate, params=params)
 
     def configure_optimizers(self) -> dict:
         opt = self.optimizer(self._groups, lr=self.lr)
@@ -166,9 +164,7 @@ class EstimatorPretrainModule(pl.LightningModule):
 
     def _landmarks(self, estimate: FaceEstimate, shape: torch.Tensor | None = None) -> torch.Tensor:
         """(N, 68, 2) image-NDC landmarks of FLAME(estimate) (with ``shape`` in place of the estimated one)."""
-        p = estimate.params
-        if shape is not None:
-            p = FlameParams(shape, p.expression, p.global_pose, p.neck_pose, p.jaw_pose, p.eye_pose)
+        p = estimate.params if shape is None else dataclasses.replace(estimate.params, shape=shape)
         flame = self.head(p)
         return WeakPerspectiveCamera(estimate.cam).transform_points(flame.landmarks2d)[..., :2]
 
