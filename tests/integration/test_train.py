@@ -221,3 +221,32 @@ def test_wandb_offline_logs_grids_and_meshes(project_root, synthetic_data_dir, t
     points = json.loads(meshes[0].read_text())
     assert len(points) > 1000 and len(points[0]) == 3  # a vertex cloud of the estimated head
     assert list(run.glob("*.wandb"))  # the offline run file `wandb sync` uploads later
+
+
+def test_estimator_pretraining_cli_exports_loadable_weights(project_root, synthetic_data_dir, tmp_path):
+    """experiment=synthetic_estimator: train.py builds EstimatorPretrainModule (no G_A), and the export callback writes
+    an estimator-only weights file that the embedded estimator of world=synthetic loads through weights_path."""
+    out = subprocess.run(
+        [sys.executable, "train.py", "experiment=synthetic_estimator", f"paths.log_dir={tmp_path}",
+         f"paths.data_dir={synthetic_data_dir}", "callbacks.rich_progress_bar=null", "trainer.max_steps=3",
+         "trainer.val_check_interval=3", "+trainer.limit_val_batches=1", "data.batch_size=4", "data.val_seeds=[1,2,3,4]",
+         "model.calibration_samples=16", "trainer.log_every_n_steps=1"],
+        cwd=project_root, capture_output=True, text=True, timeout=300, env=ENV,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = (tmp_path / "train" / "runs").iterdir()
+    assert {"val/pose_error", "val/landmark_error_px", "val/albedo_error_target", "train/landmark"} <= _metric_columns(
+        run_dir)
+    export = run_dir / "checkpoints" / "inference.safetensors"
+    from albedogan.inference.pipeline import load_inference_weights
+
+    weights = load_inference_weights(export)
+    assert weights.albedo_generator is None and weights.estimator_state
+    cfg = _compose(project_root, ["experiment=synthetic", f"paths.root_dir={project_root}",
+                                  f"paths.data_dir={synthetic_data_dir}", f"paths.output_dir={tmp_path / 'x'}",
+                                  f"estimator.weights_path={export}"])
+    import hydra
+
+    estimator = hydra.utils.instantiate(cfg.estimator)
+    for key, value in estimator.state_dict().items():
+        assert torch.equal(value, weights.estimator_state[key]), key
