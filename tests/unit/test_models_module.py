@@ -3,6 +3,7 @@ checkpoint contents, constructor validation; and the ground-truth metrics of ``e
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pytest
@@ -12,8 +13,9 @@ import torch
 from albedogan.datamodules.latent_stream import LatentDataModule
 from albedogan.eval.synthetic_gt import albedo_error, landmark_error, neutral_shape_error
 from albedogan.flame.head import HeadModel
-from albedogan.models import albedogan_module as mod
-from albedogan.models.albedogan_module import REBUILT_PREFIXES, AlbedoGANModule, LossWeights, NonFiniteLossError
+from albedogan.losses import albedogan as phase_losses
+from albedogan.losses.albedogan import AlbedoLossWeights, ShapeLossWeights
+from albedogan.models.albedogan_module import REBUILT_PREFIXES, AlbedoGANModule, NonFiniteLossError
 from albedogan.models.estimator import build_embedded_estimator
 from albedogan.models.phases import PhaseSchedule
 from albedogan.models.targets import AlbedoTargetBuilder
@@ -34,6 +36,35 @@ def teacher(head) -> ProceduralTeacher:
                              calibration_samples=64)
 
 
+@pytest.fixture(scope="module")
+def tiny_model_cfg(project_root):
+    """``conf/model/tiny.yaml`` composed (the only home of the hyper-parameter defaults)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=["model=tiny"]).model
+
+
+_TINY: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_defaults(tiny_model_cfg):
+    from hydra.utils import instantiate
+
+    m = tiny_model_cfg
+    _TINY.update(
+        lr_g=m.lr_g, lr_d=m.lr_d, lr_shape=m.lr_shape, betas=tuple(m.betas),
+        albedo_weights=instantiate(m.albedo_weights), shape_weights=instantiate(m.shape_weights),
+        shape_albedo=m.shape_albedo, landmark_source=m.landmark_source, grad_clip_norm=m.grad_clip_norm,
+        truncation_psi=m.truncation_psi, detector_kind=m.detector_kind, seed=0,
+    )
+
+
+def _weights(record, **changes):
+    return dataclasses.replace(record, **changes)
+
+
 def _module(head, teacher, cycle=(("albedo", 1), ("shape", 1)), **kwargs) -> AlbedoGANModule:
     torch.manual_seed(0)
     est = build_embedded_estimator(n_shape=20, n_exp=10, input_size=32, channels=(8, 16), hidden_dim=32,
@@ -45,7 +76,7 @@ def _module(head, teacher, cycle=(("albedo", 1), ("shape", 1)), **kwargs) -> Alb
         discriminator=Discriminator(img_resolution=16, channel_base=256, channel_max=16),
         schedule=PhaseSchedule(cycle),
         optimizer_gan=torch.optim.Adam, optimizer_shape=functools.partial(torch.optim.Adam),
-        r1_interval=2, pl_interval=2, ema_half_life_images=8,
+        r1_interval=2, pl_interval=2, ema_half_life_images=8, **_TINY,
     )
     args.update(kwargs)
     return AlbedoGANModule(**args)
@@ -105,7 +136,7 @@ def test_shape_step_trains_estimator_only(head, teacher, tmp_path):
 
 def test_nan_loss_names_the_term(head, teacher, tmp_path, monkeypatch):
     model = _module(head, teacher, cycle=(("albedo", 1),))
-    monkeypatch.setattr(mod, "masked_l1", lambda *a, **k: torch.tensor(float("nan")))
+    monkeypatch.setattr(phase_losses, "masked_l1", lambda *a, **k: torch.tensor(float("nan")))
     with pytest.raises(NonFiniteLossError, match=r"'albedo/photometric'.*step 0"):
         _fit(model, 1, tmp_path)
 
@@ -133,9 +164,13 @@ def test_shape_phase_dropped_without_trainable_estimator(head, teacher):
 
 def test_constructor_validation(head, teacher):
     with pytest.raises(ValueError, match="distill"):
-        LossWeights(distill=-1.0)
+        _weights(_TINY["albedo_weights"], distill=-1.0)
+    with pytest.raises(TypeError):  # no Python defaults: every weight comes from the YAML
+        AlbedoLossWeights(gan=1.0)
+    with pytest.raises(TypeError):
+        ShapeLossWeights(photometric=1.0)
     with pytest.raises(ValueError, match="identity_embedder"):
-        _module(head, teacher, loss_weights={"identity": 1.0})
+        _module(head, teacher, albedo_weights=_weights(_TINY["albedo_weights"], identity=1.0))
     with pytest.raises(ValueError, match="shape_albedo"):
         _module(head, teacher, shape_albedo="best")
 
