@@ -178,17 +178,17 @@ class AlbedoPhaseLoss:
         return self.weights.path_length > 0 and phase_step % self.pl_interval == 0
 
     def discriminator_terms(
-        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, phase_step: int
+        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, with_r1: bool
     ) -> dict[str, torch.Tensor]:
-        """``d_logistic`` and, when due, ``r1`` (= γ/2 · r1_interval · R1 at the real maps).
+        """``d_logistic`` and, with ``with_r1`` (:meth:`r1_due`), ``r1`` (= γ/2 · r1_interval · R1 at the real maps).
 
         Args:
             D: the UV discriminator.
             real: (N, 3, R, R) self-distillation targets, albedo scale [0, 1], detached.
             fake: (N, 3, R, R) G_A's raw output ``(x + 1) / 2`` (albedo scale, unclamped), detached.
-            phase_step: albedo-phase step index (:meth:`PhaseSchedule.step_in_phase`).
+            with_r1: add the R1 term.
         """
-        do_r1 = self.r1_due(phase_step)
+        do_r1 = bool(with_r1) and self.weights.r1_gamma > 0
         real_in = albedo_to_d(real).detach().requires_grad_(do_r1)
         real_logits = D(real_in)
         terms = {"d_logistic": d_logistic_loss(real_logits, D(albedo_to_d(fake.detach())))}

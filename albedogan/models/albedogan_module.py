@@ -51,6 +51,7 @@ from albedogan.losses.albedogan import (
     RenderComparison,
     ShapeLossWeights,
     ShapePhaseLoss,
+    albedo_to_d,
 )
 from albedogan.losses.gan import PathLengthPenalty
 from albedogan.losses.identity import IdentityLoss
@@ -353,6 +354,15 @@ class AlbedoGANModule(pl.LightningModule):
             self.log(f"{prefix}/{name}", value.detach(), batch_size=batch_size)
 
     # ------------------------------------------------------------------ training
+    def regularisation_due(self, step: int) -> tuple[bool, bool]:
+        """``(r1, path_length)``: whether the albedo step at global ``step`` runs lazy R1 / path length.
+
+        Counted in albedo-phase steps (:meth:`PhaseSchedule.step_in_phase`), so every ``r1_interval``-th albedo
+        step runs R1 however the shape phase interleaves; a zero weight never runs.
+        """
+        phase_step = self.schedule.step_in_phase(step)
+        return self.albedo_loss.r1_due(phase_step), self.albedo_loss.pl_due(phase_step)
+
     def training_step(self, batch: LatentSample, batch_idx: int) -> None:
         """One batch of latents -> one phase step (see the module docstring)."""
         step = self.global_step
@@ -362,11 +372,11 @@ class AlbedoGANModule(pl.LightningModule):
         n = sample.image.shape[0]
         self.log("train/phase", float(self.schedule.index_at(step)), batch_size=n, prog_bar=True)
         if phase == "albedo":
-            self._albedo_step(sample, step)
+            self._albedo_step(sample, *self.regularisation_due(step))
         else:
             self._shape_step(sample)
 
-    def _albedo_step(self, sample: TeacherSample, phase_step: int) -> None:
+    def _albedo_step(self, sample: TeacherSample, do_r1: bool, do_pl: bool) -> None:
         opts = self.optimizers()
         opt_g, opt_d = opts[0], opts[1]
         loss = self.albedo_loss
@@ -383,21 +393,22 @@ class AlbedoGANModule(pl.LightningModule):
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         with torch.no_grad():
-            fake = self.G(ws)
-        d_terms = loss.discriminator_terms(self.D, real, fake, phase_step)
+            fake = self.G(ws, raw=True)  # the same (unclamped) fake G's adversarial term uses
+        d_terms = loss.discriminator_terms(self.D, real, fake, do_r1)
         self._check(d_terms, "albedo")
         self._step(opt_d, sum(d_terms.values()), counted=False)
 
         # ---- G step (+ lazy path length)
         self.D.requires_grad_(False)
         self.G.requires_grad_(True)
-        do_pl = loss.pl_due(phase_step)
-        ws_in = ws.requires_grad_(True) if do_pl else ws
-        albedo_raw = self.G(ws_in, raw=True)  # (N, 3, R, R), unclamped (x + 1) / 2
+        albedo_raw = self.G(ws, raw=True)  # (N, 3, R, R), unclamped (x + 1) / 2
         render = self._render(estimate.detach(), albedo_raw.clamp(0, 1)) if loss.needs_render else None
         g_terms = loss.generator_terms(self.D, albedo_raw, real, trust, render, sample.image)
-        if do_pl:
-            g_terms.update(loss.path_length_term(albedo_raw, ws_in))
+        if do_pl:  # StyleGAN2's Greg: its own G pass, untruncated latents, the [-1, 1] synthesis output
+            with torch.no_grad():
+                ws_pl = self.G.select_ws(self.teacher.mapping(sample.z.to(self.device), 1.0))
+            ws_pl = ws_pl.detach().requires_grad_(True)  # (N, num_ws of G_A, w_dim)
+            g_terms.update(loss.path_length_term(albedo_to_d(self.G(ws_pl, raw=True)), ws_pl))
         self._check(g_terms, "albedo")
         self._step(opt_g, sum(g_terms.values()), counted=True)
         self.G.requires_grad_(False)

@@ -232,3 +232,102 @@ def test_make_grid_layout():
     assert (grid[:, :8] == 0).all() and (grid[:, 8:] == 255).all()
     with pytest.raises(ValueError, match="every column"):
         make_grid([a, torch.zeros(3, 3, 4, 4)])
+
+
+# ---------------------------------------------------------------------------------------------- issue 10 defects
+def test_lazy_regularisation_counts_albedo_phase_steps_over_tiny_schedule(tiny_model_cfg, head, teacher):
+    """Defect 1: model=tiny alternates albedo 2 / shape 2 after 2 warm-up steps, so every multiple of 16 (or 4) of
+    the *global* step is a shape step. Over 2000 steps R1 (every 16) must run ~1/16 and path length (every 4) ~1/4
+    of the albedo steps — counted in albedo-phase steps (before: 1 and 1)."""
+    from hydra.utils import instantiate
+
+    schedule = instantiate(tiny_model_cfg.schedule)
+    r1_k, pl_k = int(tiny_model_cfg.r1_interval), int(tiny_model_cfg.pl_interval)
+    assert (r1_k, pl_k) == (16, 4)
+    model = _module(head, teacher, schedule=schedule, r1_interval=r1_k, pl_interval=pl_k,
+                    albedo_weights=instantiate(tiny_model_cfg.albedo_weights))
+    albedo_steps = [s for s in range(2000) if schedule.phase_at(s) == "albedo"]
+    due = [model.regularisation_due(s) for s in albedo_steps]
+    assert len(albedo_steps) == 1002
+    assert sum(r1 for r1, _ in due) == 63  # ceil(1002 / 16)
+    assert sum(pl for _, pl in due) == 251  # ceil(1002 / 4)
+    assert model.regularisation_due(albedo_steps[16]) == (True, True)  # the 17th albedo step (global step 32 + 2)
+
+
+def test_lazy_regularisation_runs_on_albedo_phase_steps_in_training(head, teacher, tmp_path, monkeypatch):
+    """Defect 1 in a real fit: (albedo 1, shape 1), r1/pl every 2 -> albedo at global steps 0, 2, 4 = albedo-phase
+    steps 0, 1, 2: R1 and path length each run twice (before: at every albedo step, 3 times)."""
+    calls = {"r1": 0, "pl": 0}
+    r1 = phase_losses.r1_penalty
+
+    def counting_r1(*args, **kwargs):
+        calls["r1"] += 1
+        return r1(*args, **kwargs)
+
+    monkeypatch.setattr(phase_losses, "r1_penalty", counting_r1)
+    model = _module(head, teacher, r1_interval=2, pl_interval=2)
+    pl_forward = model.path_length.forward
+
+    def counting_pl(*args, **kwargs):
+        calls["pl"] += 1
+        return pl_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model.path_length, "forward", counting_pl)
+    _fit(model, 6, tmp_path)
+    assert calls == {"r1": 2, "pl": 2}
+
+
+def _recording(module: torch.nn.Module) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    module.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    return seen
+
+
+def test_discriminator_and_generator_see_the_same_fake(head, teacher, tmp_path):
+    """Defect 2: the D step and G's adversarial term feed D the same fake — G_A's raw synthesis output, unclamped
+    (StyleGAN2). G_A is biased out of [0, 1] so a clamp in either place would show."""
+    model = _module(head, teacher, cycle=(("albedo", 1),), r1_interval=1000, pl_interval=1000)
+    with torch.no_grad():
+        last_rgb = [m for n, m in model.G.synthesis.named_modules() if n.endswith("torgb")][-1]
+        last_rgb.bias.fill_(3.0)  # raw (x + 1) / 2 well above 1
+    seen = _recording(model.D)
+    _fit(model, 1, tmp_path)
+    real, d_fake, g_fake = seen  # D step: real, fake; G step: fake
+    assert d_fake.max() > 1.5  # unclamped: a clamp would cap the D input at 1
+    torch.testing.assert_close(d_fake, g_fake, rtol=0, atol=0)
+
+
+def test_path_length_is_measured_as_stylegan2(head, teacher, tmp_path, monkeypatch):
+    """Defect 9: the path-length penalty sees G_A's synthesis output x on the [-1, 1] scale (not (x + 1) / 2, which
+    halves the Jacobian) generated from untruncated latents (psi = 1) of the batch's z, even when training samples
+    are truncated."""
+    import copy
+
+    model = _module(head, teacher, cycle=(("albedo", 1),), r1_interval=1000, pl_interval=1, truncation_psi=0.5)
+    g_before = copy.deepcopy(model.G)
+    mapped: list[tuple[torch.Tensor, float | None, torch.Tensor]] = []
+    mapping = model.teacher.mapping
+
+    def recording_mapping(z, psi=None):
+        out = mapping(z, psi)
+        mapped.append((z.detach().clone(), psi, out.detach().clone()))
+        return out
+
+    monkeypatch.setattr(model.teacher, "mapping", recording_mapping)
+    captured: list[tuple[torch.Tensor, torch.Tensor]] = []
+    pl_forward = model.path_length.forward
+
+    def capturing(images, ws):
+        captured.append((images.detach().clone(), ws.detach().clone()))
+        return pl_forward(images, ws)
+
+    monkeypatch.setattr(model.path_length, "forward", capturing)
+    _fit(model, 1, tmp_path)
+    ((images, ws),) = captured
+    (z, psi_train, _), (z_pl, psi_pl, ws_pl) = mapped  # the training sample, then the path-length latents
+    assert psi_train == 0.5 and psi_pl == 1.0 and torch.equal(z, z_pl)
+    torch.testing.assert_close(ws, g_before.select_ws(ws_pl))
+    with torch.no_grad():
+        x = g_before.synthesis(g_before.select_ws(ws_pl), noise_mode="const", fused_modconv=False)
+    torch.testing.assert_close(images, x)
+    assert images.min() < 0  # the [-1, 1] scale
