@@ -35,21 +35,20 @@ def _save_config(cfg: DictConfig, output_dir: str | Path) -> None:
 
 
 def build_pipeline_from_config(cfg: DictConfig, head, device: torch.device):
-    """Instantiate teacher (``head`` injected) and estimator from ``cfg`` and load ``cfg.checkpoint``."""
-    from albedogan.inference.pipeline import build_pipeline, load_inference_weights
+    """Instantiate teacher and estimator from ``cfg`` (shared objects injected as in training:
+    :func:`~albedogan.models.builder.instantiate_with`) and load ``cfg.checkpoint``."""
+    from albedogan.inference.pipeline import build_pipeline
+    from albedogan.models.builder import instantiate_with
+    from albedogan.models.weights_file import load_inference_weights
 
     if cfg.checkpoint is not None and not Path(str(cfg.checkpoint)).is_file():
         load_inference_weights(cfg.checkpoint)  # raises the missing-checkpoint error before anything is built
-    teacher = hydra.utils.instantiate(cfg.teacher, head=head)
-    estimator = hydra.utils.instantiate(cfg.estimator) if cfg.get("estimator") is not None else None
-    g_kwargs = cfg.get("albedo_generator")
-    prefixes = cfg.get("checkpoint_prefixes")
+    teacher = instantiate_with(cfg.teacher, head=head)
+    estimator = instantiate_with(cfg.estimator, head=head) if cfg.get("estimator") is not None else None
     return build_pipeline(
         teacher, head, estimator, cfg.checkpoint,
         allow_no_checkpoint=bool(cfg.allow_no_checkpoint),
         render_size=int(cfg.render_size), uv_resolution=int(cfg.uv_resolution),
-        albedo_generator_kwargs=OmegaConf.to_container(g_kwargs, resolve=True) if g_kwargs is not None else None,
-        checkpoint_prefixes=OmegaConf.to_container(prefixes, resolve=True) if prefixes is not None else None,
         device=device,
         world={"teacher": cfg.teacher, "estimator": cfg.get("estimator") or {},
                "flame": {"n_shape": cfg.flame.n_shape, "n_exp": cfg.flame.n_exp}},
@@ -96,6 +95,10 @@ def run_train(cfg: DictConfig) -> dict[str, float]:
     model, datamodule = build_training(cfg)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
+    if not loggers:  # logger=none: Lightning's LearningRateMonitor refuses to run without a logger
+        from pytorch_lightning.callbacks import LearningRateMonitor
+
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     from albedogan.models.checkpoint import AtomicCheckpointIO  # temp file next to the target: atomic on any fs
 
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
