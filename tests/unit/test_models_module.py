@@ -331,3 +331,81 @@ def test_path_length_is_measured_as_stylegan2(head, teacher, tmp_path, monkeypat
         x = g_before.synthesis(g_before.select_ws(ws_pl), noise_mode="const", fused_modconv=False)
     torch.testing.assert_close(images, x)
     assert images.min() < 0  # the [-1, 1] scale
+
+
+def _debug_cfg_with_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[
+            "experiment=debug", f"paths.root_dir={project_root}", f"paths.data_dir={synthetic_data_dir}",
+            f"paths.output_dir={tmp_path}"])
+    cfg.teacher = OmegaConf.create({
+        "_target_": "albedogan.teachers.stylegan2.StyleGAN2Teacher", "truncation_psi": 1.0, "image_size": 32,
+        "generator": {"_target_": "albedogan.nets.stylegan2.Generator", "z_dim": 16, "w_dim": 16,
+                      "img_resolution": 32, "channel_base": 256, "channel_max": 16}})
+    return cfg
+
+
+def test_generator_sizes_that_differ_from_the_teacher_are_an_error(project_root, synthetic_data_dir, tmp_path,
+                                                                   monkeypatch):
+    """Defect 5: albedo_init=teacher copies the teacher's synthesis network, so a configured G_A size that differs
+    from the teacher's is an error raised before G_A or D is built (it used to be silently ignored for G_A while D
+    kept it); null takes the teacher's value for G_A and D alike."""
+    from albedogan.models import builder
+    from albedogan.nets import stylegan2
+
+    cfg = _debug_cfg_with_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path)
+    cfg.model.albedo_generator.channel_base = 512
+    built: list[str] = []
+    init = stylegan2.Discriminator.__init__
+
+    def recording_init(self, *args, **kwargs):
+        built.append("D")
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(stylegan2.Discriminator, "__init__", recording_init)
+    with pytest.raises(ValueError, match=r"model\.albedo_generator\.channel_base=512 \(teacher: 256\)"):
+        builder.build_training(cfg)
+    assert built == []
+    cfg.model.albedo_generator.channel_base = None
+    cfg.model.albedo_generator.channel_max = None
+    model, _ = builder.build_training(cfg)
+    assert (model.G.init_kwargs["channel_base"], model.G.init_kwargs["channel_max"]) == (256, 16)
+    reference = Discriminator(img_resolution=16, channel_base=256, channel_max=16)
+    assert {k: v.shape for k, v in model.D.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()}
+    cfg.albedo_init = "random"  # no teacher to take null sizes from
+    with pytest.raises(ValueError, match="channel_base is null"):
+        builder.build_training(cfg)
+
+
+def test_one_home_for_defaults(project_root, head, teacher):
+    """Defect 6: the loss-weight records and the module's hyper-parameters have no Python defaults (the YAML is the
+    only home; the old LossWeights disagreed with it on five values), every record field is in the YAML, and the
+    .ckpt prefixes inference reads are exactly the training module's attribute names."""
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    from albedogan.models.weights_file import CKPT_PREFIXES
+
+    for record in (AlbedoLossWeights, ShapeLossWeights):
+        assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(record)), record
+    yaml = OmegaConf.load(project_root / "conf" / "model" / "albedogan.yaml")
+    assert set(yaml.albedo_weights) - {"_target_"} == {f.name for f in dataclasses.fields(AlbedoLossWeights)}
+    assert set(yaml.shape_weights) - {"_target_"} == {f.name for f in dataclasses.fields(ShapeLossWeights)}
+    params = inspect.signature(AlbedoGANModule.__init__).parameters
+    objects = {"self", "identity_embedder", "perceptual", "landmark_detector"}  # built objects, default None
+    defaulted = {k for k, p in params.items() if p.default is not inspect.Parameter.empty} - objects
+    assert defaulted == set(), defaulted
+    plain = {k for k in params if k not in objects | {"teacher", "head", "estimator", "albedo_generator"}}
+    assert plain <= set(yaml.keys()) | {"seed"}, plain - set(yaml.keys())
+    infer = OmegaConf.load(project_root / "conf" / "infer.yaml")
+    assert "checkpoint_prefixes" not in infer and "albedo_generator" not in infer
+    model = _module(head, teacher)
+    for part, prefix in CKPT_PREFIXES.items():
+        own = getattr(model, "G_ema").module if part == "albedo_generator" else model.estimator
+        keys = {k[len(prefix):] for k in model.state_dict() if k.startswith(prefix)}
+        assert keys == set(own.state_dict()), part
