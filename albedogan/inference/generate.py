@@ -4,7 +4,8 @@ Per face (folder ``<out>/seed<NNNN>/``): ``mesh.obj`` + ``mesh.mtl`` + ``mesh_al
 ``mesh.glb`` (texture embedded), ``params.npz`` (seed, z, w, shape, expression, pose, camera, light, …), ``render.png``
 (shaded, in the teacher image's framing), ``albedo_render.png`` (unlit) and ``teacher.png``. Per run:
 ``contact_sheet.png`` (teacher | render | albedo-only render | UV albedo, one row per face); ``config.yaml`` is written
-by the entry point. Same seed → same files (latents are drawn per seed; PNG/OBJ/GLB bytes are reproducible).
+by the entry point. Same seed → same files, byte for byte, whatever other seeds are generated in the same run: each
+seed is drawn and computed on its own (:meth:`FacePipeline.generate`) and PNG/OBJ/GLB bytes are reproducible.
 
 Examples::
 
@@ -153,7 +154,6 @@ def run_generate(
     seeds: Optional[Sequence[int]] = None,
     seed: int = 0,
     truncation_psi: Optional[float] = None,
-    batch_size: int = 4,
     uv_resolution: Optional[int] = None,
     edit: Optional[Mapping[str, Any]] = None,
     glb: bool = True,
@@ -169,7 +169,6 @@ def run_generate(
         seeds: explicit seeds (each seed → one face, independent of the batch).
         seed: first seed (the run's ``seed``).
         truncation_psi: truncation toward the mean w (None = the teacher's default).
-        batch_size: faces per forward pass (does not change the output).
         uv_resolution: albedo resolution of the exports (None = G_A's).
         edit: ``{"direction": path.npy | None, "labels": {seed: label} | path.json | None, "method": str,
             "save": path.npy | None, "strength": float}`` (:func:`edit_direction`); strength 0 or neither a
@@ -181,8 +180,6 @@ def run_generate(
     Returns:
         The output folder.
     """
-    if int(batch_size) < 1:
-        raise ValueError(f"generate: batch_size must be >= 1, got {batch_size}")
     if device is not None:
         pipeline = pipeline.to(device)
     out = Path(out)
@@ -191,21 +188,16 @@ def run_generate(
     direction, strength = edit_direction(pipeline, edit or {}, truncation_psi)
     head = pipeline.head
     sheet_cols: list[list[torch.Tensor]] = [[], [], [], []]
+    edit_ws = (lambda ws: apply_direction(ws, direction, strength)) if direction is not None and strength else None
     with _progress() as progress:
         task = progress.add_task("generate", total=len(seed_list))
-        for start in range(0, len(seed_list), int(batch_size)):
-            batch = seed_list[start:start + int(batch_size)]
-            z = pipeline.latents(batch)
-            ws = pipeline.mapping(z, truncation_psi)
-            if direction is not None and strength != 0.0:
-                ws = apply_direction(ws, direction, strength)
-            result = pipeline.from_ws(ws, z=z)
-            for i, s in enumerate(batch):
-                extra = {"seed": s, "truncation_psi": float("nan") if truncation_psi is None else truncation_psi,
-                         "edit_strength": strength}
-                write_face(out / f"seed{s:04d}", result, i, head.faces, head.verts_uvs, head.faces_uvs,
-                           uv_resolution, extra, glb=glb)
-                progress.advance(task)
+        for s in seed_list:  # one seed per forward pass: its files do not depend on the other seeds
+            result = pipeline.generate([s], truncation_psi, edit=edit_ws)
+            extra = {"seed": s, "truncation_psi": float("nan") if truncation_psi is None else truncation_psi,
+                     "edit_strength": strength}
+            write_face(out / f"seed{s:04d}", result, 0, head.faces, head.verts_uvs, head.faces_uvs,
+                       uv_resolution, extra, glb=glb)
+            progress.advance(task)
             for col, t in zip(sheet_cols, (result.image, result.render, result.albedo_render, result.albedo)):
                 col.append(t.float().cpu())
     sheet = save_contact_sheet(out / "contact_sheet.png", [torch.cat(c) for c in sheet_cols],
