@@ -197,12 +197,9 @@ def test_synthetic_gt_metrics(head):
     torch.testing.assert_close(landmark_error(lm + torch.tensor([0.5, 0.0]), lm, 64), torch.tensor([16.0]))
 
 
-def test_builder_initialises_albedo_generator_from_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path):
-    """albedo_init=teacher copies the StyleGAN2 teacher's synthesis blocks b4..b{R} into G_A (and its EMA)."""
+def _debug_cfg_with_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
-
-    from albedogan.models.builder import build_training
 
     with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
@@ -212,6 +209,14 @@ def test_builder_initialises_albedo_generator_from_stylegan2_teacher(project_roo
         "_target_": "albedogan.teachers.stylegan2.StyleGAN2Teacher", "truncation_psi": 1.0, "image_size": 32,
         "generator": {"_target_": "albedogan.nets.stylegan2.Generator", "z_dim": 16, "w_dim": 16,
                       "img_resolution": 32, "channel_base": 256, "channel_max": 16}})
+    return cfg
+
+
+def test_builder_initialises_albedo_generator_from_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path):
+    """albedo_init=teacher copies the StyleGAN2 teacher's synthesis blocks b4..b{R} into G_A (and its EMA)."""
+    from albedogan.models.builder import build_training
+
+    cfg = _debug_cfg_with_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path)
     model, data = build_training(cfg)
     assert data.z_dim == 16 and model.G.uv_resolution == 16
     teacher_synth = model.teacher.generator.synthesis.state_dict()
@@ -331,21 +336,6 @@ def test_path_length_is_measured_as_stylegan2(head, teacher, tmp_path, monkeypat
         x = g_before.synthesis(g_before.select_ws(ws_pl), noise_mode="const", fused_modconv=False)
     torch.testing.assert_close(images, x)
     assert images.min() < 0  # the [-1, 1] scale
-
-
-def _debug_cfg_with_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[
-            "experiment=debug", f"paths.root_dir={project_root}", f"paths.data_dir={synthetic_data_dir}",
-            f"paths.output_dir={tmp_path}"])
-    cfg.teacher = OmegaConf.create({
-        "_target_": "albedogan.teachers.stylegan2.StyleGAN2Teacher", "truncation_psi": 1.0, "image_size": 32,
-        "generator": {"_target_": "albedogan.nets.stylegan2.Generator", "z_dim": 16, "w_dim": 16,
-                      "img_resolution": 32, "channel_base": 256, "channel_max": 16}})
-    return cfg
 
 
 def test_generator_sizes_that_differ_from_the_teacher_are_an_error(project_root, synthetic_data_dir, tmp_path,
