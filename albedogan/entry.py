@@ -7,15 +7,14 @@ import inspect
 from pathlib import Path
 
 import hydra
-import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from albedogan.utils.io import atomic_write_text
 from albedogan.utils.logging import get_logger
 from albedogan.utils.seeding import seed_everything
 
-__all__ = ["build_pipeline_from_config", "resolve_device", "run_infer", "run_train"]
+__all__ = ["build_pipeline_from_config", "resolve_device", "run_dir", "run_infer", "run_train"]
 
 log = get_logger(__name__)
 
@@ -30,7 +29,19 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def run_dir(cfg: DictConfig) -> Path:
+    """The run directory: Hydra's output dir (= ``output_dir`` for single runs), or ``output_dir`` when the config
+    was composed without Hydra's runtime (tests, the app)."""
+    try:
+        return Path(cfg.paths.output_dir)
+    except Exception:  # noqa: BLE001 - ${hydra:runtime.output_dir} outside a Hydra run
+        return Path(cfg.output_dir)
+
+
 def _save_config(cfg: DictConfig, output_dir: str | Path) -> None:
+    if "output_dir" in cfg:  # the default holds a timestamp: record the folder actually used
+        with open_dict(cfg):
+            cfg.output_dir = str(output_dir)
     atomic_write_text(Path(output_dir) / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
 
@@ -65,8 +76,7 @@ def run_infer(cfg: DictConfig) -> int:
     """
     seed_everything(int(cfg.seed))
     device = resolve_device(cfg.device)
-    output_dir = Path(cfg.output_dir)
-    _save_config(cfg, output_dir)
+    _save_config(cfg, run_dir(cfg))
     mode = hydra.utils.instantiate(cfg.mode)
     params = inspect.signature(mode).parameters
     head = hydra.utils.instantiate(cfg.flame)
@@ -91,14 +101,13 @@ def run_train(cfg: DictConfig) -> dict[str, float]:
     from albedogan.models.builder import build_training, instantiate_group
 
     seed_everything(int(cfg.seed))
-    output_dir = Path(cfg.paths.output_dir)
-    _save_config(cfg, output_dir)
+    _save_config(cfg, run_dir(cfg))
     model, datamodule = build_training(cfg)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     from albedogan.models.checkpoint import AtomicCheckpointIO  # temp file next to the target: atomic on any fs
 
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                                   plugins=[AtomicCheckpointIO()])
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
