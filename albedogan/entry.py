@@ -30,12 +30,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def run_dir(cfg: DictConfig) -> Path:
-    """The run directory: Hydra's output dir (= ``output_dir`` for single runs), or ``output_dir`` when the config
-    was composed without Hydra's runtime (tests, the app)."""
-    try:
+    """Where a run writes: ``output_dir`` (Hydra's run directory follows it); in a sweep (``-m``) each job's own
+    directory, which then becomes its ``output_dir``."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if "output_dir" in cfg and HydraConfig.initialized():
+        raw = str(cfg._get_node("output_dir")._value())
+        if HydraConfig.get().mode == RunMode.MULTIRUN or "${now:" in raw:  # the default: Hydra's own directory
+            with open_dict(cfg):
+                cfg.output_dir = str(HydraConfig.get().runtime.output_dir)
+    if "output_dir" not in cfg:
         return Path(cfg.paths.output_dir)
-    except Exception:  # noqa: BLE001 - ${hydra:runtime.output_dir} outside a Hydra run
-        return Path(cfg.output_dir)
+    return Path(cfg.output_dir)
 
 
 def _save_config(cfg: DictConfig, output_dir: str | Path) -> None:

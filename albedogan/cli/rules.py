@@ -83,7 +83,7 @@ ENTRY_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 #: modes whose function takes a built ``pipeline`` (and therefore needs the checkpoint)
-PIPELINE_MODES = frozenset({"generate", "reconstruct", "video", "evaluate"})
+PIPELINE_MODES = frozenset({"generate", "reconstruct", "video", "evaluate", "app"})
 
 _PSI = Rule("float", "truncation toward the mean w (null = the teacher's default)", "mode.truncation_psi=0.7",
             min=0.0, max=2.0, nullable=True)
@@ -232,6 +232,17 @@ MODE_KEYS: dict[str, dict[str, Rule]] = {
         "now.metric": Rule("bool", "scale-free (false) or metric (true) NoW evaluation", "mode.now.metric=true"),
         "now.detector": Rule("choice", "face detector for NoW photos", "mode.now.detector=yunet",
                              choices=("auto", "yunet", "insightface")),
+    },
+    "app": {
+        "host": Rule("str", "address to serve on: 127.0.0.1 (this machine) or 0.0.0.0 (the network)",
+                     "mode.host=0.0.0.0"),
+        "port": Rule("int", "TCP port of the page", "mode.port=7861", min=1, max=65535),
+        "share": Rule("bool", "also open a temporary public gradio.live link (needs internet)", "mode.share=true"),
+        "turntable_frames": Rule("int", "frames of the turntable GIF", "mode.turntable_frames=36", min=2, max=720),
+        "turntable_resolution": Rule("int", "side of the turntable in pixels", "mode.turntable_resolution=256",
+                                     min=16, max=2048),
+        "n_directions": Rule("int", "principal directions of w offered by the direction slider",
+                             "mode.n_directions=5", min=1, max=64),
     },
     "head_grid": {
         "rows": Rule("int", "rows of the sheet", "mode.rows=4", min=1, max=64),
