@@ -92,8 +92,8 @@ def check_value(key: str, value: Any, rule: Rule) -> Optional[Problem]:
         if ok and (lo is not None and len(value) < lo or hi is not None and len(value) > hi):
             ok = False
         if not ok and kind == "seeds" and _is_int(value):
-            return _bad(key, value, rule, f"must be a list of seeds in brackets, e.g. {key}=[{value}] "
-                                          f"(mode.n={value} gives {value} faces from seed=)")
+            return Problem(key, f"{key}={value}: must be a list of seeds in brackets (e.g. {key}=[{value}]; "
+                                f"mode.n={value} gives {value} faces from seed=)")
     elif kind == "paths":
         ok = isinstance(value, (str, list)) and (not isinstance(value, list) or all(isinstance(v, str)
                                                                                      for v in value))
