@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-
 from typing import Any, Callable, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
@@ -195,10 +194,10 @@ def launch(task_function: Callable[[], Any], entry: str) -> None:
         run = not (args.help or args.cfg)
         try:
             problems = preflight(entry, overrides, run=run)
-        except Exception:  # noqa: BLE001 - the pre-check must never hide Hydra's own handling
+        except Exception:  # noqa: BLE001 - the pre-check must never hide Hydra's own handling; the task validates
             if _full_errors():
                 raise
-            problems = []
+            problems, run = [], False
         if problems:
             exit_with(problems)
         _PREFLIGHT_DONE = run

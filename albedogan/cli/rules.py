@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-__all__ = ["ENTRY_GROUPS", "KEYS", "MODE_KEYS", "PIPELINE_MODES", "Rule", "rule_for"]
+__all__ = ["ENTRY_GROUPS", "KEYS", "MODE_KEYS", "PIPELINE_MODES", "Rule", "describe", "rule_for"]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from albedogan.cli.rules import ENTRY_GROUPS, KEYS, MODE_KEYS, PIPELINE_MODES, Rule, describe, rule_for
 
-__all__ = ["Problem", "check_value", "sniff_checkpoint", "validate", "validate_targets"]
+__all__ = ["Problem", "check_output_dir", "check_value", "entry_groups", "mode_file_keys", "sniff_checkpoint", "validate",
+           "validate_targets"]
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
