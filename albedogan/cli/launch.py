@@ -174,7 +174,9 @@ def preflight(entry: str, overrides: Sequence[str], run: bool = True) -> list[Pr
             run_dir = OmegaConf.select(cfg, "hydra.run.dir")
         except Exception:  # noqa: BLE001
             run_dir = None
-        bad = check_output_dir(run_dir) if run_dir else None
+        # the run is about to start when nothing else is wrong: make the folder (Hydra would) and probe it
+        create = not any(p.status == 2 for p in problems)
+        bad = check_output_dir(run_dir, create=create) if run_dir else None
         if bad is not None:
             problems.append(bad)
     return problems

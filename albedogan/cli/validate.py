@@ -350,8 +350,9 @@ def _train_checks(cfg: DictConfig) -> list[Problem]:
     return []
 
 
-def check_output_dir(path: str | os.PathLike, key: str = "output_dir") -> Optional[Problem]:
-    """Status-1 problem when ``path`` cannot be created or written (checked on its nearest existing ancestor)."""
+def check_output_dir(path: str | os.PathLike, key: str = "output_dir", create: bool = False) -> Optional[Problem]:
+    """Status-1 problem when ``path`` cannot be created or written (checked on its nearest existing ancestor; with
+    ``create`` the folder is made and a probe file written and removed, as the run is about to start)."""
     p = Path(path).expanduser().absolute()
     probe = p
     while not probe.exists() and probe != probe.parent:
@@ -362,6 +363,16 @@ def check_output_dir(path: str | os.PathLike, key: str = "output_dir") -> Option
     if not os.access(probe, os.W_OK | os.X_OK):
         return Problem(key, f"{key}={path}: cannot write into {probe} (permission denied) — choose a folder you "
                             f"can write (e.g. {key}=/tmp/albedogan_out)", status=1)
+    if create:
+        import tempfile
+
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=p):
+                pass
+        except OSError as err:
+            return Problem(key, f"{key}={path}: cannot create or write it ({err.strerror}) — choose a folder you "
+                                f"can write (e.g. {key}=/tmp/albedogan_out)", status=1)
     return None
 
 

@@ -142,3 +142,17 @@ def test_several_mistakes_one_line_each(project_root, tmp_path):
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert out.returncode == 2 and len(lines) == 3, out.stderr
     assert {ln.split(":")[1].strip().split("=")[0] for ln in lines} == {"mode.batch_size", "mode.n", "seed"}
+
+
+def test_output_dir_that_cannot_be_created_is_status_1(project_root, tmp_path):
+    """Even root cannot make a folder in /proc; a file in the way is named too."""
+    if not Path("/proc/self").exists():
+        pytest.skip("no /proc on this system")
+    out, cpu_s = _run(project_root, "infer.py", "mode=head_grid", "output_dir=/proc/albedogan_out")
+    line = _one_line(out)
+    assert out.returncode == 1 and "output_dir=/proc/albedogan_out: cannot create or write it" in line
+    assert cpu_s < FAST_S
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out, _ = _run(project_root, "infer.py", "mode=head_grid", f"output_dir={blocker}/run")
+    assert out.returncode == 1 and "is a file, not a folder" in _one_line(out)
