@@ -175,7 +175,9 @@ def preflight(entry: str, overrides: Sequence[str], run: bool = True) -> list[Pr
         except Exception:  # noqa: BLE001
             run_dir = None
         # the run is about to start when nothing else is wrong: make the folder (Hydra would) and probe it
-        create = not any(p.status == 2 for p in problems)
+        # (only a folder the user named: the default holds a timestamp Hydra resolves again)
+        named = any(o.split("=", 1)[0].lstrip("+") in ("output_dir", "hydra.run.dir") for o in overrides)
+        create = named and not any(p.status == 2 for p in problems)
         bad = check_output_dir(run_dir, create=create) if run_dir else None
         if bad is not None:
             problems.append(bad)
