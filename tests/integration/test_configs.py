@@ -77,7 +77,7 @@ def test_cfg_job_prints_valid_config(project_root, script):
 _SMALL_BASE = {
     "model": {"estimator_pretrain": ["experiment=synthetic_estimator", "model.calibration_samples=16"]},
     # the official-format StyleGAN2 of the test assets is 32 px with few channels: G_A at 1024^2 would have none
-    "teacher": {"procedural": ["teacher.calibration_samples=64"]},  # the rest as configured (224 px)
+    "teacher": {"procedural": ["teacher.calibration_samples=64", "teacher.image_size=64"]},  # the rest as configured
     "experiment": {"ffhq": ["model.albedo_generator.uv_resolution=32", "teacher.image_size=32"],
                    "synthetic_estimator": ["model.calibration_samples=16"]},
 }

@@ -260,8 +260,8 @@ def test_lazy_regularisation_counts_albedo_phase_steps_over_tiny_schedule(tiny_m
 
 
 def test_lazy_regularisation_runs_on_albedo_phase_steps_in_training(head, teacher, tmp_path, monkeypatch):
-    """Defect 1 in a real fit: (albedo 1, shape 1), r1/pl every 2 -> albedo at global steps 0, 2, 4 = albedo-phase
-    steps 0, 1, 2: R1 and path length each run twice (before: at every albedo step, 3 times)."""
+    """Defect 1 in a real fit: (albedo 1, shape 1), r1/pl every 2 -> albedo at global steps 0, 2 = albedo-phase
+    steps 0, 1: R1 and path length each run once (before: at every even global step = every albedo step, twice)."""
     calls = {"r1": 0, "pl": 0}
     r1 = phase_losses.r1_penalty
 
@@ -278,8 +278,8 @@ def test_lazy_regularisation_runs_on_albedo_phase_steps_in_training(head, teache
         return pl_forward(*args, **kwargs)
 
     monkeypatch.setattr(model.path_length, "forward", counting_pl)
-    _fit(model, 6, tmp_path)
-    assert calls == {"r1": 2, "pl": 2}
+    _fit(model, 4, tmp_path)
+    assert calls == {"r1": 1, "pl": 1}
 
 
 def _recording(module: torch.nn.Module) -> list[torch.Tensor]:
