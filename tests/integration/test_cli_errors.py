@@ -137,11 +137,11 @@ def test_train_mistakes(project_root, tmp_path):
 
 
 def test_several_mistakes_one_line_each(project_root, tmp_path):
-    out, _ = _run(project_root, "infer.py", "mode=generate", "mode.n=abc", "mode.batch_size=0", "seed=-1",
+    out, _ = _run(project_root, "infer.py", "mode=generate", "mode.n=abc", "mode.sheet_cell=0", "seed=-1",
                   f"output_dir={tmp_path}/o")
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert out.returncode == 2 and len(lines) == 3, out.stderr
-    assert {ln.split(":")[1].strip().split("=")[0] for ln in lines} == {"mode.batch_size", "mode.n", "seed"}
+    assert {ln.split(":")[1].strip().split("=")[0] for ln in lines} == {"mode.sheet_cell", "mode.n", "seed"}
 
 
 def test_output_dir_that_cannot_be_created_is_status_1(project_root, tmp_path):
