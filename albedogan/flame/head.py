@@ -14,6 +14,7 @@ from torch import nn
 
 from albedogan.assets.flame_files import FlameAssetPaths, FlameAssets, load_flame_assets
 from albedogan.flame.flame import FLAME
+from albedogan.flame.symmetry import mirror_face_uvs, mirror_vertex_pairs
 from albedogan.structures import FlameOutput, FlameParams
 
 __all__ = ["HeadModel"]
@@ -29,6 +30,11 @@ class HeadModel(nn.Module):
         faces_uvs: (F, 3) long UV indices (buffer).
         uv_face_mask: (1, 1, Hm, Wm) float face-region mask in UV space (buffer; Hm = Wm = 256 officially).
         uv_face_eye_mask: (1, 1, Hm, Wm) float face + eyes mask (buffer).
+        mirror_vertices: (V,) long mirror partner of each template vertex (non-persistent buffer).
+        mirror_face_uvs: (F, 3, 2) float UV of each face corner's mirror partner (non-persistent buffer); what
+            :class:`albedogan.render.UVMirror` interpolates into a per-texel partner map (the UV layout is not
+            assumed symmetric about u = 0.5).
+        mirror_error: largest distance (metres) between a mirrored template vertex and its matched partner.
         n_shape, n_exp: the number of shape / expression coefficients in use.
     """
 
@@ -46,6 +52,10 @@ class HeadModel(nn.Module):
         self.register_buffer(
             "uv_face_eye_mask", torch.tensor(np.asarray(assets.face_eye_mask), dtype=torch.float32)[None, None]
         )
+        pairs, self.mirror_error = mirror_vertex_pairs(assets.model.v_template, assets.model.faces)
+        corner_uvs, _ = mirror_face_uvs(assets.model.faces, assets.uv.faces_uvs, assets.uv.verts_uvs, pairs)
+        self.register_buffer("mirror_vertices", torch.from_numpy(pairs), persistent=False)
+        self.register_buffer("mirror_face_uvs", torch.from_numpy(corner_uvs).to(torch.float32), persistent=False)
         self.n_shape = n_shape
         self.n_exp = n_exp
 

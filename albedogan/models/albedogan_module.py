@@ -50,7 +50,7 @@ from albedogan.losses.photometric import albedo_distillation_loss, masked_l1
 from albedogan.losses.regularizers import l2_regularizer, light_regularizer
 from albedogan.models.ema import ModelEMA
 from albedogan.models.phases import PhaseSchedule
-from albedogan.render import FaceRenderer, WeakPerspectiveCamera, sample_texture
+from albedogan.render import FaceRenderer, UVMirror, WeakPerspectiveCamera, sample_texture
 from albedogan.render.cameras import pixels_to_ndc
 from albedogan.structures import FaceEstimate, RenderOutput, TeacherSample
 from albedogan.teachers.base import Teacher
@@ -340,6 +340,7 @@ class AlbedoGANModule(pl.LightningModule):
             schedule = schedule.without("shape")
         self.schedule = schedule
         self.register_buffer("face_texels", face_texel_mask(head, self.uv_resolution), persistent=False)
+        self.uv_mirror = UVMirror.from_head(head, self.uv_resolution)  # left/right partner texels (no state)
 
     def on_fit_start(self) -> None:
         """Reject fp16 mixed precision: the D step bypasses Lightning's gradient scaler (use bf16-mixed)."""
@@ -477,7 +478,7 @@ class AlbedoGANModule(pl.LightningModule):
         if w.gan > 0:
             g_terms["gan"] = w.gan * g_nonsaturating_loss(self.D(albedo_raw * 2 - 1))
         if w.distill > 0:
-            g_terms["distill"] = w.distill * albedo_distillation_loss(albedo_raw, real, trust)
+            g_terms["distill"] = w.distill * albedo_distillation_loss(albedo_raw, real, trust, mirror=self.uv_mirror)
         if w.photometric > 0 or w.identity > 0 or w.perceptual > 0:
             out, mask = self._render(estimate.detach(), albedo)
             g_terms.update(self._image_terms(out, mask, sample.image, w.photometric, w.identity, w.perceptual))
