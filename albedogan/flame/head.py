@@ -1,7 +1,7 @@
 """``HeadModel``: the FLAME layer together with its UV layout and UV masks — what the rest of albedogan consumes.
 
 One class serves the official FLAME 2020/2023 files and the embedded synthetic head: both are read through the same
-loaders (``albedogan.assets.flame_files``) from the same file formats.
+loaders (``albedogan.assets.flame_assets``) from the same file formats.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from albedogan.assets.flame_files import FlameAssetPaths, FlameAssets, load_flame_assets
+from albedogan.assets.flame_assets import FlameAssetPaths, FlameAssets, load_flame_assets
 from albedogan.flame.flame import FLAME
 from albedogan.flame.symmetry import mirror_face_uvs, mirror_vertex_pairs
 from albedogan.structures import FlameOutput, FlameParams

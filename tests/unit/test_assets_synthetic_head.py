@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import albedogan.assets.synthetic.head as head_mod
-from albedogan.assets.flame_files import flame_model_to_pickle_bytes, load_flame_assets
+from albedogan.assets.flame_assets import load_flame_assets
+from albedogan.assets.synthetic.writers import flame_model_to_pickle_bytes
 from albedogan.assets.synthetic import (
     SYNTHETIC_HEAD_VERSION,
     build_synthetic_head,

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from albedogan.assets.flame_files import (
-    FlameAssetPaths,
-    FlameModelData,
-    LandmarkEmbedding,
-    UVTemplate,
+from albedogan.assets.flame_assets import FlameAssetPaths
+from albedogan.assets.flame_model import FlameModelData
+from albedogan.assets.landmark_embedding import LandmarkEmbedding
+from albedogan.assets.synthetic.writers import (
     write_flame_model,
     write_landmark_embedding,
     write_uv_mask,
     write_uv_template,
 )
+from albedogan.assets.uv_template import UVTemplate
 from albedogan.assets.synthetic.basis import build_basis, vertex_normals
 from albedogan.assets.synthetic.landmarks import build_landmarks
 from albedogan.assets.synthetic.masks import build_masks
