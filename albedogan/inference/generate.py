@@ -25,7 +25,8 @@ import torch
 from albedogan.inference.contact_sheet import save_contact_sheet
 from albedogan.inference.editing import apply_direction, direction_from_labels, load_direction, save_direction
 from albedogan.inference.export import export_glb, export_npz, export_obj, save_png
-from albedogan.inference.pipeline import FacePipeline, FaceResult, resample_uv
+from albedogan.inference.pipeline import FacePipeline, FaceResult
+from albedogan.render.uv import resize_uv
 from albedogan.utils.logging import get_logger
 
 __all__ = ["edit_direction", "face_arrays", "resolve_seeds", "run_generate", "write_face"]
@@ -88,7 +89,7 @@ def write_face(folder: str | os.PathLike, result: FaceResult, index: int, faces:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    albedo = resample_uv(result.albedo[index:index + 1].float(), uv_resolution)[0].cpu()  # (3, R, R)
+    albedo = resize_uv(result.albedo[index:index + 1].float(), uv_resolution)[0].cpu()  # (3, R, R)
     verts = result.vertices[index].float().cpu()
     written = export_obj(folder / "mesh.obj", verts, faces.cpu(), verts_uvs.cpu(), faces_uvs.cpu(), texture=albedo)
     if glb:

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from albedogan.assets.locate import AssetFormatError, MissingAssetError
@@ -51,7 +50,6 @@ __all__ = [
     "load_estimator_weights",
     "load_inference_weights",
     "world_record",
-    "resample_uv",
 ]
 
 log = get_logger(__name__)
@@ -333,14 +331,6 @@ def load_estimator_weights(estimator: nn.Module, path: str | os.PathLike) -> dic
 
 # ------------------------------------------------------------------------------------------------------------------
 # pipeline
-
-
-def resample_uv(texture: torch.Tensor, resolution: Optional[int]) -> torch.Tensor:
-    """Resize (N, C, R, R) UV maps to (N, C, resolution, resolution) (bilinear, antialiased); None/same = as is."""
-    if resolution is None or texture.shape[-1] == resolution and texture.shape[-2] == resolution:
-        return texture
-    return F.interpolate(texture, size=(resolution, resolution), mode="bilinear", align_corners=False,
-                         antialias=True).clamp(0, 1)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from albedogan.flame.landmarks import contour_yaw_degrees
 from albedogan.render.cameras import WeakPerspectiveCamera
 from albedogan.render.normals import vertex_normals
 from albedogan.render.sh_lighting import sh_shading
-from albedogan.render.uv import UVMirror, UVSpace, mirror_complete
+from albedogan.render.uv import UVMirror, UVSpace, mirror_complete, resize_uv
 from albedogan.structures import FaceEstimate, _TensorRecord
 from albedogan.utils.shapes import assert_shape
 
@@ -72,15 +72,6 @@ class AlbedoTarget(_TensorRecord):
     visibility: torch.Tensor
     visible_fraction: torch.Tensor
     completed_fraction: torch.Tensor
-
-
-def _resize_mask(mask: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
-    """(1, 1, Hm, Wm) float mask in [0, 1] -> (1, 1, Hu, Wu) binary float mask (area-averaged, threshold 0.5)."""
-    if tuple(mask.shape[-2:]) == resolution:
-        return (mask > 0.5).to(torch.float32)
-    mode = "area" if mask.shape[-2] >= resolution[0] and mask.shape[-1] >= resolution[1] else "bilinear"
-    kwargs = {} if mode == "area" else {"align_corners": False}
-    return (F.interpolate(mask.to(torch.float32), size=resolution, mode=mode, **kwargs) > 0.5).to(torch.float32)
 
 
 class AlbedoTargetBuilder(nn.Module):
@@ -157,7 +148,7 @@ class AlbedoTargetBuilder(nn.Module):
             region_mask = coverage
         else:
             src = head.uv_face_mask if region == "face" else head.uv_face_eye_mask
-            region_mask = _resize_mask(src.detach(), self.resolution).to(coverage.device) * coverage
+            region_mask = (resize_uv(src.detach().float(), self.resolution) > 0.5).float().to(coverage.device) * coverage
         self.register_buffer("region", region_mask, persistent=False)
 
         # Which side of the head each texel lies on: sign of the neutral template's x (+x = subject's left).
@@ -175,7 +166,7 @@ class AlbedoTargetBuilder(nn.Module):
                 mean = mean.view(1, 3, 1, 1).expand(1, 3, *self.resolution).clone()
             else:
                 assert_shape(mean, [1, 3, None, None], "mean_albedo")
-                mean = F.interpolate(mean, size=self.resolution, mode="bilinear", align_corners=False)
+                mean = resize_uv(mean, self.resolution)
             self.register_buffer("mean_albedo", mean.clamp(0.0, 1.0), persistent=False)
 
     def shading_map(self, world_vertices: torch.Tensor, light: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ Lighting: 9x3 second-order SH, Lambertian, ``image = albedo x shading`` (``sh_li
 
 Public API: :class:`FaceRenderer` (``renderer.py``), :class:`Rasterizer` / :func:`rasterize` / :class:`Fragments`
 (``rasterizer.py``), cameras (``cameras.py``), SH lighting (``sh_lighting.py``), normals (``normals.py``),
-:class:`UVSpace` with ``unwrap`` / ``attribute_map``, :class:`UVMirror`, :func:`mirror_complete`, :func:`sample_texture` (``uv.py``)
+:class:`UVSpace` with ``unwrap`` / ``attribute_map``, :class:`UVMirror`, :func:`mirror_complete`, :func:`resize_uv`, :func:`sample_texture` (``uv.py``)
 and test/demo meshes (``primitives.py``).
 """
 
@@ -53,7 +53,7 @@ from albedogan.render.rasterizer import (
 )
 from albedogan.render.renderer import FaceRenderer
 from albedogan.render.sh_lighting import SH_CONSTANTS, SHLighting, directional_sh_coeffs, sh_basis, sh_shading
-from albedogan.render.uv import UVMirror, UVSpace, mirror_complete, ndc_to_view, sample_texture, uv_to_grid
+from albedogan.render.uv import UVMirror, UVSpace, mirror_complete, ndc_to_view, resize_uv, sample_texture, uv_to_grid
 
 __all__ = [
     "Camera",
@@ -76,6 +76,7 @@ __all__ = [
     "pixel_centers_ndc",
     "pixels_to_ndc",
     "rasterize",
+    "resize_uv",
     "sample_texture",
     "sh_basis",
     "sh_shading",

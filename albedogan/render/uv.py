@@ -17,7 +17,7 @@ from albedogan.render.normals import vertex_normals
 from albedogan.render.rasterizer import Fragments, _hw, rasterize
 from albedogan.utils.shapes import assert_shape
 
-__all__ = ["UVMirror", "UVSpace", "mirror_complete", "ndc_to_view", "sample_texture", "uv_to_grid"]
+__all__ = ["UVMirror", "UVSpace", "mirror_complete", "ndc_to_view", "resize_uv", "sample_texture", "uv_to_grid"]
 
 
 def uv_to_grid(uv: torch.Tensor) -> torch.Tensor:
@@ -31,6 +31,24 @@ def ndc_to_view(points: torch.Tensor) -> torch.Tensor:
     Negating y and depth is a rotation (det +1), so face windings, cross products and normals stay consistent.
     """
     return points * points.new_tensor([1.0, -1.0, -1.0])
+
+
+def resize_uv(texture: torch.Tensor, resolution: Optional[int | Sequence[int]]) -> torch.Tensor:
+    """The one UV-map resampling: (N, C, Hu, Wu) -> (N, C, R, R) (or (N, C, H, W) for a pair).
+
+    Area averaging when shrinking both sides (exact box averages for integer factors), bilinear
+    (``align_corners=False``) otherwise; ``None`` or the same size returns ``texture`` itself. Both are convex
+    combinations, so values stay in the input's range (no clamp needed).
+    """
+    assert_shape(texture, [None, None, None, None], "texture")
+    if resolution is None:
+        return texture
+    size = _hw(resolution)
+    if tuple(texture.shape[-2:]) == size:
+        return texture
+    if texture.shape[-2] >= size[0] and texture.shape[-1] >= size[1]:
+        return F.interpolate(texture, size=size, mode="area")
+    return F.interpolate(texture, size=size, mode="bilinear", align_corners=False)
 
 
 def sample_texture(

@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 
 from albedogan.flame.head import HeadModel
-from albedogan.inference.head_grid import framing_camera
 from albedogan.nets.stylegan2 import normalize_2nd_moment, truncate
 from albedogan.render import FaceRenderer, UVSpace, WeakPerspectiveCamera, directional_sh_coeffs
+from albedogan.render.cameras import framing_camera
 from albedogan.structures import FaceEstimate, FlameParams, GroundTruth, TeacherSample
 from albedogan.teachers.base import Teacher
 from albedogan.utils.shapes import assert_shape

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from albedogan.inference.head_grid import framing_camera
+from albedogan.render.cameras import framing_camera
 from albedogan.models.estimator import GroundTruthEstimator
 from albedogan.models.targets import AlbedoTarget, AlbedoTargetBuilder
 from albedogan.render import FaceRenderer, UVSpace, WeakPerspectiveCamera, directional_sh_coeffs

@@ -14,9 +14,10 @@ import torch
 
 from albedogan.assets.flame_model import KINTREE_ROOT, FlameModelData
 from albedogan.assets.landmark_embedding import LandmarkEmbedding
+from albedogan.assets.obj import write_obj
 from albedogan.assets.synthetic.py2_pickle import ChRecord, CscRecord, Py2PickleWriter
 from albedogan.assets.uv_template import UVTemplate
-from albedogan.utils.io import atomic_write_bytes, atomic_write_text
+from albedogan.utils.io import atomic_write_bytes
 
 __all__ = ["flame_model_to_pickle_bytes", "landmark_embedding_to_npy_bytes", "write_flame_model",
            "write_landmark_embedding", "write_uv_mask", "write_uv_template"]
@@ -121,11 +122,7 @@ def write_uv_template(path: str | os.PathLike, uv: UVTemplate, vertices: np.ndar
         raise ValueError(
             f"write_uv_template: need vertices (V, 3) and faces {uv.faces_uvs.shape}, got {vertices.shape}, {faces.shape}"
         )
-    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices.tolist()]
-    lines += [f"vt {u:.9g} {v:.9g}" for u, v in uv.verts_uvs.tolist()]
-    corners = np.stack([faces + 1, uv.faces_uvs + 1], axis=-1).reshape(-1, 6)  # (F, 3, 2) → (F, 6)
-    lines += ["f {}/{} {}/{} {}/{}".format(*row) for row in corners.tolist()]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    write_obj(path, vertices, faces, uv.verts_uvs, uv.faces_uvs)
 
 
 def write_uv_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
