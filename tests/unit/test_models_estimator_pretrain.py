@@ -16,7 +16,7 @@ from albedogan.inference.pipeline import export_inference_weights, load_estimato
 from albedogan.models.estimator import build_embedded_estimator
 from albedogan.models.estimator_pretrain import PARTS, EstimatorPretrainModule
 from albedogan.models.targets import AlbedoTargetBuilder
-from albedogan.teachers.procedural import ProceduralTeacher
+from albedogan.teachers.procedural import CoefficientPrior, ProceduralTeacher
 from tests.helpers.inference_world import TEACHER_KWARGS
 
 ESTIMATOR_KWARGS = dict(n_shape=20, n_exp=10, input_size=32, channels=(8, 16), hidden_dim=32, pooling="flatten",
@@ -30,7 +30,7 @@ def head(synthetic_data_dir) -> HeadModel:
 
 @pytest.fixture(scope="module")
 def teacher(head) -> ProceduralTeacher:
-    return ProceduralTeacher(head, **TEACHER_KWARGS, n_shape_active=8, n_exp_active=4)
+    return ProceduralTeacher(head, **TEACHER_KWARGS, coefficients=CoefficientPrior(n_shape_active=8, n_exp_active=4))
 
 
 def _module(head, teacher, **kwargs) -> EstimatorPretrainModule:
