@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -40,56 +40,26 @@ from albedogan.render import FaceRenderer, UVSpace, WeakPerspectiveCamera, direc
 from albedogan.render.cameras import framing_camera
 from albedogan.structures import FaceEstimate, FlameParams, GroundTruth, TeacherSample
 from albedogan.teachers.base import Teacher
+from albedogan.teachers.priors import (
+    HAIR_PALETTE,
+    IRIS_PALETTE,
+    LIP_PALETTE,
+    SKIN_PALETTE,
+    BackgroundPrior,
+    CameraPrior,
+    CoefficientPrior,
+    LightPrior,
+    PosePrior,
+    as_record,
+)
 from albedogan.utils.shapes import assert_shape
 
-__all__ = [
-    "BackgroundPrior",
-    "CameraPrior",
-    "CoefficientPrior",
-    "HAIR_PALETTE",
-    "LightPrior",
-    "PosePrior",
-    "IRIS_PALETTE",
-    "LIP_PALETTE",
-    "SKIN_PALETTE",
-    "ProceduralTeacher",
-    "WorldCodes",
-    "palette_lookup",
-]
+__all__ = ["ProceduralTeacher", "WorldCodes", "palette_lookup"]
 
 #: Skin albedo palette from light to dark (linear RGB in [0, 1]); a tone t in [0, 1] interpolates it.
-SKIN_PALETTE: tuple[tuple[float, float, float], ...] = (
-    (0.97, 0.83, 0.74),
-    (0.92, 0.74, 0.62),
-    (0.84, 0.63, 0.50),
-    (0.72, 0.51, 0.38),
-    (0.58, 0.39, 0.27),
-    (0.43, 0.28, 0.19),
-    (0.29, 0.19, 0.13),
-)
 #: Lip colour palette (pale pink -> red -> brown), multiplied with the local skin colour's brightness.
-LIP_PALETTE: tuple[tuple[float, float, float], ...] = (
-    (0.86, 0.55, 0.55),
-    (0.78, 0.36, 0.38),
-    (0.64, 0.24, 0.27),
-    (0.52, 0.30, 0.27),
-)
 #: Iris palette: blue, grey-green, hazel, brown, dark brown.
-IRIS_PALETTE: tuple[tuple[float, float, float], ...] = (
-    (0.30, 0.45, 0.65),
-    (0.38, 0.48, 0.38),
-    (0.48, 0.38, 0.20),
-    (0.30, 0.18, 0.09),
-    (0.14, 0.08, 0.05),
-)
 #: Hair / brow palette: platinum, blond, auburn, brown, black.
-HAIR_PALETTE: tuple[tuple[float, float, float], ...] = (
-    (0.80, 0.72, 0.58),
-    (0.62, 0.46, 0.26),
-    (0.46, 0.20, 0.10),
-    (0.26, 0.16, 0.10),
-    (0.07, 0.06, 0.05),
-)
 
 # iBUG-68 landmark index groups (rows of FlameOutput.landmarks3d).
 _BROW_R, _BROW_L = list(range(17, 22)), list(range(22, 27))
@@ -164,100 +134,6 @@ def _polyline_segments(points: torch.Tensor, closed: bool) -> tuple[torch.Tensor
     if closed:
         return points, points.roll(-1, dims=0)
     return points[:-1], points[1:]
-
-
-@dataclass(frozen=True)
-class CoefficientPrior:
-    """FLAME coefficients of the world (in units of the basis' standard deviations).
-
-    Attributes:
-        shape_std: std of identity coefficients.
-        n_shape_active: identity coefficients that vary (the rest stay 0); None = all of the head's.
-        expression_std: std of expression coefficients.
-        n_exp_active: expression coefficients that vary; None = all of the head's.
-    """
-
-    shape_std: float = 1.0
-    n_shape_active: int | None = None
-    expression_std: float = 0.4
-    n_exp_active: int | None = None
-
-
-@dataclass(frozen=True)
-class PosePrior:
-    """Head rotation ranges (radians): yaw / pitch / roll uniform in [-max, max], jaw opening in [0, jaw_max]."""
-
-    yaw_max: float = 0.45
-    pitch_max: float = 0.2
-    roll_max: float = 0.1
-    jaw_max: float = 0.15
-
-
-@dataclass(frozen=True)
-class CameraPrior:
-    """Weak-perspective framing of each head.
-
-    Attributes:
-        margin: framing margin (fraction of the NDC half-extent left empty around the head).
-        scale_jitter: camera scale factor uniform in [exp(-j), exp(j)].
-        translation_jitter: camera translation uniform in [-j, j] image-NDC units (x and y).
-    """
-
-    margin: float = 0.12
-    scale_jitter: float = 0.08
-    translation_jitter: float = 0.06
-
-
-@dataclass(frozen=True)
-class LightPrior:
-    """Coloured ambient light plus one coloured directional light, fitted to second-order SH.
-
-    Attributes:
-        ambient_range: ambient level range [lo, hi] (0 <= lo <= hi).
-        intensity_range: directional light intensity range [lo, hi] (0 <= lo <= hi).
-        azimuth_max: light direction azimuth range (radians, around +Z, toward ±X).
-        elevation_max: light direction elevation range (radians, toward ±Y).
-        tint: max relative deviation of the light colour from white (per channel).
-    """
-
-    ambient_range: tuple[float, float] = (0.45, 0.8)
-    intensity_range: tuple[float, float] = (0.2, 0.6)
-    azimuth_max: float = 1.0
-    elevation_max: float = 0.7
-    tint: float = 0.12
-
-    def __post_init__(self) -> None:
-        for name in ("ambient_range", "intensity_range"):
-            rng = tuple(float(v) for v in getattr(self, name))
-            if len(rng) != 2 or rng[0] > rng[1] or rng[0] < 0:
-                raise ValueError(f"LightPrior: {name} must be [lo, hi] with 0 <= lo <= hi, got {list(rng)}")
-            object.__setattr__(self, name, rng)
-
-
-@dataclass(frozen=True)
-class BackgroundPrior:
-    """Two-colour gradient backgrounds; ``saturation`` in [0, 1]: 0 = grey only, 1 = saturated."""
-
-    saturation: float = 0.5
-
-
-_Prior = TypeVar("_Prior")
-
-
-def _record(kind: type[_Prior], value: _Prior | Mapping[str, Any] | None, name: str) -> _Prior:
-    """A prior record from a record, a mapping of its fields (e.g. a config node) or None (the defaults)."""
-    if value is None:
-        return kind()
-    if isinstance(value, kind):
-        return value
-    if isinstance(value, Mapping) or hasattr(value, "keys"):
-        fields = {str(k): value[k] for k in value.keys()}
-        fields.pop("_target_", None)
-        try:
-            return kind(**fields)
-        except TypeError as err:
-            raise ValueError(f"ProceduralTeacher: {name}: {err} (fields of {kind.__name__})") from err
-    raise TypeError(f"ProceduralTeacher: {name} must be a {kind.__name__} or a mapping, got {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -346,11 +222,11 @@ class ProceduralTeacher(Teacher):
                 raise ValueError(f"ProceduralTeacher: {name} must be >= 1, got {value}")
         if calibration_samples < 2:
             raise ValueError(f"ProceduralTeacher: calibration_samples must be >= 2, got {calibration_samples}")
-        self.coefficient_prior = _record(CoefficientPrior, coefficients, "coefficients")
-        self.pose_prior = _record(PosePrior, pose, "pose")
-        self.camera_prior = _record(CameraPrior, camera, "camera")
-        self.light_prior = _record(LightPrior, light, "light")
-        self.background_prior = _record(BackgroundPrior, background, "background")
+        self.coefficient_prior = as_record(CoefficientPrior, coefficients, "coefficients")
+        self.pose_prior = as_record(PosePrior, pose, "pose")
+        self.camera_prior = as_record(CameraPrior, camera, "camera")
+        self.light_prior = as_record(LightPrior, light, "light")
+        self.background_prior = as_record(BackgroundPrior, background, "background")
         self.z_dim, self.w_dim, self.num_ws = int(z_dim), int(w_dim), int(num_ws)
         self.image_size, self.uv_resolution = int(image_size), int(uv_resolution)
         self.truncation_psi = float(truncation_psi)

@@ -16,7 +16,8 @@ from albedogan.inference.pipeline import export_inference_weights, load_estimato
 from albedogan.models.estimator import build_embedded_estimator
 from albedogan.models.estimator_pretrain import PARTS, EstimatorPretrainModule
 from albedogan.models.targets import AlbedoTargetBuilder
-from albedogan.teachers.procedural import CoefficientPrior, ProceduralTeacher
+from albedogan.teachers.priors import CoefficientPrior
+from albedogan.teachers.procedural import ProceduralTeacher
 from tests.helpers.inference_world import TEACHER_KWARGS
 
 ESTIMATOR_KWARGS = dict(n_shape=20, n_exp=10, input_size=32, channels=(8, 16), hidden_dim=32, pooling="flatten",
