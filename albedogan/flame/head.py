@@ -16,8 +16,12 @@ from albedogan.assets.flame_assets import FlameAssetPaths, FlameAssets, load_fla
 from albedogan.flame.flame import FLAME
 from albedogan.flame.symmetry import mirror_face_uvs, mirror_vertex_pairs
 from albedogan.structures import FlameOutput, FlameParams
+from albedogan.utils.logging import get_logger
 
 __all__ = ["HeadModel"]
+
+log = get_logger(__name__)
+_MIRROR_WARN = 0.01  # warn when a mirror partner is farther than this fraction of the head size
 
 
 class HeadModel(nn.Module):
@@ -52,7 +56,11 @@ class HeadModel(nn.Module):
         self.register_buffer(
             "uv_face_eye_mask", torch.tensor(np.asarray(assets.face_eye_mask), dtype=torch.float32)[None, None]
         )
-        pairs, self.mirror_error = mirror_vertex_pairs(assets.model.v_template, assets.model.faces)
+        pairs, self.mirror_error = mirror_vertex_pairs(assets.model.v_template, assets.model.faces, tolerance=None)
+        extent = float(np.linalg.norm(np.ptp(np.asarray(assets.model.v_template), axis=0)))
+        if self.mirror_error > _MIRROR_WARN * extent:
+            log.warning("the head template is not left/right symmetric about x = 0 (a vertex is %.4g from its mirror "
+                        "partner, head size %.4g): UV mirroring pairs the nearest vertices", self.mirror_error, extent)
         corner_uvs, _ = mirror_face_uvs(assets.model.faces, assets.uv.faces_uvs, assets.uv.verts_uvs, pairs)
         self.register_buffer("mirror_vertices", torch.from_numpy(pairs), persistent=False)
         self.register_buffer("mirror_face_uvs", torch.from_numpy(corner_uvs).to(torch.float32), persistent=False)

@@ -27,7 +27,7 @@ def _umbrella(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def mirror_vertex_pairs(
-    vertices: np.ndarray, faces: np.ndarray | None = None, tolerance: float = 0.02, chunk: int = 1024
+    vertices: np.ndarray, faces: np.ndarray | None = None, tolerance: float | None = 0.02, chunk: int = 1024
 ) -> tuple[np.ndarray, float]:
     """Match each vertex to the vertex nearest to its mirror image (x -> -x).
 
@@ -38,7 +38,7 @@ def mirror_vertex_pairs(
     Args:
         vertices: (V, 3) float template positions (FLAME frame, mirror plane x = 0).
         faces: optional (F, 3) int triangles (to separate coincident vertices).
-        tolerance: largest accepted match distance as a fraction of the bounding-box diagonal.
+        tolerance: largest accepted match distance as a fraction of the bounding-box diagonal (None: no check).
         chunk: rows per distance block (memory bound V x chunk).
 
     Returns:
@@ -62,7 +62,7 @@ def mirror_vertex_pairs(
     dist = np.linalg.norm(v[pairs] - v * flip, axis=1)
     diag = float(np.linalg.norm(v.max(0) - v.min(0)))
     max_error = float(dist.max())
-    if max_error > tolerance * max(diag, 1e-12):
+    if tolerance is not None and max_error > tolerance * max(diag, 1e-12):
         worst = int(dist.argmax())
         raise ValueError(
             f"mirror_vertex_pairs: vertex {worst} has no mirror partner within {tolerance:g} x the head size "

@@ -110,3 +110,15 @@ def test_distillation_mirror_term_uses_the_partner_map(head_maps):
     flipped_term -= direct
     assert 0 <= mirrored_term < 0.05 * direct, (mirrored_term, direct)
     assert flipped_term > 5 * mirrored_term, (flipped_term, mirrored_term)
+
+
+def test_mirror_pairs_refuse_an_asymmetric_template_and_split_coincident_vertices():
+    # two coincident vertices (a cut, like the mouth slit) whose neighbours lie on different sides
+    verts = np.array([[-1.0, 0, 0], [1.0, 0, 0], [0, 0, 0], [0, 0, 0], [-0.5, 1, 0], [0.5, 1, 0], [-0.5, -1, 0],
+                      [0.5, -1, 0]])
+    faces = np.array([[2, 4, 5], [3, 7, 6], [0, 4, 2], [1, 2, 5], [0, 3, 6], [1, 7, 3]])
+    pairs, err = mirror_vertex_pairs(verts, faces)
+    assert err == 0.0 and pairs.tolist() == [1, 0, 2, 3, 5, 4, 7, 6]  # the upper copy stays the upper copy
+    with pytest.raises(ValueError, match="not left/right symmetric"):
+        mirror_vertex_pairs(verts + np.array([[0.3, 0, 0]] + [[0, 0, 0]] * 7))
+    assert mirror_vertex_pairs(verts + np.array([[0.3, 0, 0]] + [[0, 0, 0]] * 7), tolerance=None)[1] > 0.2
