@@ -1,11 +1,9 @@
-"""Face alignment: similarity fits to landmark templates and differentiable affine warps of image batches.
+"""Face alignment: crops of faces fitted to landmark templates.
 
-Pixel convention (used by every function here, the same as OpenCV's ``warpAffine`` and insightface's
-``norm_crop``): the centre of the pixel in row ``i``, column ``j`` has coordinates ``(x, y) = (j, i)``; the
-image covers ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``. Points are ``(x, y)`` pairs in that frame, x to the right,
-y down. A 2x3 matrix ``M`` acts on column vectors ``(x, y, 1)`` and always maps *source-image* pixel coordinates
-to *output (crop)* pixel coordinates; its inverse maps crop points back to the source image
-(:func:`invert_affine`, :func:`transform_points`).
+The similarity fit and the affine warp live with the renderer's conventions in :mod:`albedogan.render.warp`
+(re-exported here): pixel centres at integer ``(x, y) = (j, i)``, x right, y down; a 2x3 matrix maps
+*source-image* pixel coordinates to *output (crop)* pixel coordinates. The ArcFace template is the ArcFace
+network's input convention (:data:`albedogan.nets.arcface.ARCFACE_TEMPLATE_112`).
 
 Two crops are provided:
 
@@ -23,12 +21,13 @@ Torch functions are batched, differentiable, device- and dtype-agnostic; numpy t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence, Union
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from albedogan.nets.arcface import ARCFACE_TEMPLATE_112
+from albedogan.render.warp import Matrix, estimate_similarity, invert_affine, transform_points, warp_affine
 from albedogan.utils.shapes import assert_shape
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -47,160 +46,12 @@ __all__ = [
     "warp_affine",
 ]
 
-ARCFACE_TEMPLATE_112: torch.Tensor = torch.tensor(
-    [
-        [38.2946, 51.6963],  # left eye (image left)
-        [73.5318, 51.5014],  # right eye
-        [56.0252, 71.7366],  # nose tip
-        [41.5493, 92.3655],  # left mouth corner
-        [70.7299, 92.2041],  # right mouth corner
-    ],
-    dtype=torch.float32,
-)
-"""(5, 2) float32 pixel coordinates (x, y) of insightface's standard 112x112 ArcFace template.
-
-Order: left eye, right eye, nose tip, left mouth corner, right mouth corner (left = smaller x in the image)."""
-
 DECA_BOX_CENTER_SHIFT = 0.12
 """DECA moves a detector box's centre down by this fraction of the mean box side before cropping."""
 
-Matrix = Union[torch.Tensor, np.ndarray]
-
 
 # ----------------------------------------------------------------------------------------------------------------
-# similarity fit
-
-
-def estimate_similarity(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
-    """Batched least-squares similarity (rotation, uniform scale, translation; no reflection) from ``src`` to ``dst``.
-
-    Minimises ``sum_k |s R src_k + t - dst_k|^2``. In 2D this is Umeyama's solution (with the determinant
-    correction that excludes reflections) in closed form: writing points as complex numbers, the optimal
-    ``a + ib = s e^{i theta}`` is ``sum conj(src_c) dst_c / sum |src_c|^2`` over centred points. No SVD, so the
-    result is smooth and differentiable w.r.t. both point sets.
-
-    Args:
-        src: (N, K, 2) source points (x, y) in source pixel coordinates, K >= 2, floating dtype.
-        dst: (K, 2) template shared by the batch or (N, K, 2) per-sample targets, output pixel coordinates.
-
-    Returns:
-        (N, 2, 3) matrices ``[[a, -b, tx], [b, a, ty]]`` mapping source pixel coordinates to output pixel
-        coordinates; dtype and device of ``src``.
-
-    Raises:
-        ValueError: on wrong shapes, or when all source points of a sample coincide (no scale defined).
-    """
-    if src.ndim != 3 or src.shape[-1] != 2 or src.shape[1] < 2:
-        raise ValueError(f"estimate_similarity: src must be (N, K>=2, 2), got {tuple(src.shape)}")
-    dst = dst.to(device=src.device, dtype=src.dtype)
-    if dst.ndim == 2:
-        dst = dst.unsqueeze(0).expand(src.shape[0], -1, -1)
-    assert_shape(dst, (src.shape[0], src.shape[1], 2), "estimate_similarity dst")
-    src_mean = src.mean(dim=1, keepdim=True)  # (N, 1, 2)
-    dst_mean = dst.mean(dim=1, keepdim=True)
-    s = src - src_mean  # (N, K, 2)
-    d = dst - dst_mean
-    denom = (s * s).sum(dim=(1, 2))  # (N,)
-    if bool((denom <= torch.finfo(src.dtype).tiny).any()):
-        raise ValueError("estimate_similarity: all source points of a sample coincide; check the landmarks")
-    a = (s[..., 0] * d[..., 0] + s[..., 1] * d[..., 1]).sum(dim=1) / denom  # (N,)
-    b = (s[..., 0] * d[..., 1] - s[..., 1] * d[..., 0]).sum(dim=1) / denom
-    rot = torch.stack([torch.stack([a, -b], dim=-1), torch.stack([b, a], dim=-1)], dim=1)  # (N, 2, 2)
-    t = dst_mean.squeeze(1) - (rot @ src_mean.transpose(1, 2)).squeeze(-1)  # (N, 2)
-    return torch.cat([rot, t.unsqueeze(-1)], dim=-1)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# matrix helpers (torch and numpy)
-
-
-def invert_affine(matrices: Matrix) -> Matrix:
-    """Invert 2x3 affine matrices.
-
-    Args:
-        matrices: (..., 2, 3) torch tensor or numpy array mapping frame A to frame B (pixel coordinates).
-
-    Returns:
-        (..., 2, 3) of the same type, dtype and device, mapping B back to A.
-    """
-    lin, t = matrices[..., :2], matrices[..., 2:]
-    if isinstance(matrices, torch.Tensor):
-        inv = torch.linalg.inv(lin)
-        return torch.cat([inv, -inv @ t], dim=-1)
-    inv = np.linalg.inv(lin)
-    return np.concatenate([inv, -inv @ t], axis=-1)
-
-
-def transform_points(points: Matrix, matrices: Matrix) -> Matrix:
-    """Apply 2x3 affine matrices to points.
-
-    Args:
-        points: (..., P, 2) (x, y) pixel coordinates (torch or numpy).
-        matrices: (..., 2, 3) matrices, broadcastable against ``points``' leading dimensions.
-
-    Returns:
-        (..., P, 2) transformed points, same library as ``points``.
-    """
-    if isinstance(points, torch.Tensor):
-        m = torch.as_tensor(matrices, dtype=points.dtype, device=points.device)
-        return points @ m[..., :2].transpose(-1, -2) + m[..., 2].unsqueeze(-2)
-    m = np.asarray(matrices, dtype=np.float64)
-    return np.asarray(points, dtype=np.float64) @ np.swapaxes(m[..., :2], -1, -2) + m[..., None, :, 2]
-
-
-def _pixel_to_normalized(size_hw: tuple[int, int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(3, 3) matrix from pixel coordinates to grid_sample's [-1, 1] frame with ``align_corners=False``."""
-    h, w = size_hw
-    return torch.tensor(
-        [[2.0 / w, 0.0, 1.0 / w - 1.0], [0.0, 2.0 / h, 1.0 / h - 1.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device
-    )
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# warping
-
-
-def warp_affine(
-    images: torch.Tensor,
-    matrices: torch.Tensor,
-    out_size: tuple[int, int],
-    mode: str = "bilinear",
-    padding_mode: str = "zeros",
-) -> torch.Tensor:
-    """Warp a batch of images with 2x3 matrices (``cv2.warpAffine`` semantics, differentiable).
-
-    ``out[n, :, y, x] = images[n, :, M_n^{-1}(x, y)]`` sampled bilinearly, with the pixel-centre convention of the
-    module docstring (integer coordinates are pixel centres); samples outside the source read 0 (``zeros``) or
-    the nearest edge pixel (``border``). Implemented with ``affine_grid`` + ``grid_sample(align_corners=False)``,
-    so gradients flow to both ``images`` and ``matrices``.
-
-    Args:
-        images: (N, C, H, W) floating images, any range.
-        matrices: (N, 2, 3) or (2, 3) matrices mapping source pixel coords to output pixel coords.
-        out_size: (h, w) of the output in pixels.
-        mode: ``"bilinear"`` or ``"nearest"``.
-        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
-
-    Returns:
-        (N, C, h, w) warped images, dtype/device of ``images``.
-    """
-    if images.ndim != 4:
-        raise ValueError(f"warp_affine: images must be (N, C, H, W), got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"warp_affine: images must be a floating tensor, got {images.dtype}; convert with .float()")
-    n, _, h_in, w_in = images.shape
-    h_out, w_out = int(out_size[0]), int(out_size[1])
-    m = matrices.to(device=images.device, dtype=images.dtype)
-    if m.ndim == 2:
-        m = m.unsqueeze(0).expand(n, -1, -1)
-    assert_shape(m, (n, 2, 3), "warp_affine matrices")
-    bottom = torch.tensor([0.0, 0.0, 1.0], dtype=m.dtype, device=m.device).expand(n, 1, 3)
-    inv = torch.linalg.inv(torch.cat([m, bottom], dim=1))  # (N, 3, 3): output px -> source px
-    to_norm_src = _pixel_to_normalized((h_in, w_in), m.dtype, m.device)
-    from_norm_out = torch.linalg.inv(_pixel_to_normalized((h_out, w_out), m.dtype, m.device))
-    theta = (to_norm_src @ inv @ from_norm_out)[:, :2]  # (N, 2, 3): output normalised -> source normalised
-    grid = F.affine_grid(theta, [n, images.shape[1], h_out, w_out], align_corners=False)  # (N, h, w, 2)
-    return F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+# crops
 
 
 def align_faces(

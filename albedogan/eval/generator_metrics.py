@@ -175,7 +175,7 @@ def build_feature_space(
                 f"`{INCEPTION_SPEC.config_key}=...`); obtain it via {INCEPTION_SPEC.obtain}; or use kind 'sface'"
             )
         _log.info("FID/KID feature space: InceptionV3 weights not found locally; using the SFace fallback (FID_sface)")
-    from albedogan.nets.identity import build_identity_embedder
+    from albedogan.assets.convert.identity import build_identity_embedder
 
     embedder = build_identity_embedder("sface", sface_weights)
     return FeatureSpace("sface", EmbeddingFeatures(embedder, embedder.embedding_dim))

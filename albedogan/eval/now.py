@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from albedogan.assets.locate import AssetFormatError, MissingAssetError
+from albedogan.assets.obj import write_obj
 from albedogan.eval.geometry import apply_similarity, compose_similarity, point_to_mesh_distance, umeyama
 from albedogan.flame.landmarks import NOW_LANDMARK_ROWS, now_landmarks
 from albedogan.utils.io import atomic_write_text, atomic_write_with
@@ -647,8 +648,6 @@ def export_now_prediction(
     Returns:
         [obj path, npy path].
     """
-    from albedogan.inference.export import export_obj
-
     path = Path(path)
     if path.suffix.lower() != ".obj":
         raise ValueError(f"export_now_prediction: path must end with .obj, got {path}")
@@ -661,5 +660,4 @@ def export_now_prediction(
         raise ValueError(f"landmarks7: expected 7 finite 3D points (7, 3), got shape {lmk.shape}")
     npy = path.with_suffix(".npy")
     atomic_write_with(npy, lambda fh: np.save(fh, lmk, allow_pickle=False))
-    written = export_obj(path, np_(vertices), np_(faces))
-    return [written[0], npy]
+    return [write_obj(path, np_(vertices), np_(faces), comment="albedogan mesh"), npy]

@@ -12,20 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from albedogan.flame.head import HeadModel
+from albedogan.render.uv import resize_uv  # noqa: F401  (also imported from here by the training modules)
 from albedogan.structures import FlameParams
 from albedogan.utils.shapes import assert_shape
 
-__all__ = ["albedo_error", "face_texel_mask", "landmark_error", "neutral_shape_error", "resize_uv"]
-
-
-def resize_uv(texture: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Resample (N, C, Hu, Wu) UV maps to (N, C, R, R): area averaging when shrinking, bilinear when growing."""
-    assert_shape(texture, [None, None, None, None], "texture")
-    if texture.shape[-2:] == (resolution, resolution):
-        return texture
-    if texture.shape[-1] >= resolution:
-        return F.interpolate(texture, size=(resolution, resolution), mode="area")
-    return F.interpolate(texture, size=(resolution, resolution), mode="bilinear", align_corners=False)
+__all__ = ["albedo_error", "face_texel_mask", "landmark_error", "neutral_shape_error"]
 
 
 def face_texel_mask(head: HeadModel, resolution: int, threshold: float = 0.5) -> torch.Tensor:

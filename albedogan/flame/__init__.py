@@ -1,5 +1,6 @@
 """FLAME layer: linear blend skinning (:mod:`.lbs`), landmarks with DECA's dynamic contour (:mod:`.landmarks`)
-and the :class:`FLAME` module (:mod:`.flame`). Asset reading lives in :mod:`albedogan.assets.flame_files`."""
+and the :class:`FLAME` module (:mod:`.flame`). Asset reading lives in :mod:`albedogan.assets` (one reader
+module per file format)."""
 
 from albedogan.flame.flame import FLAME
 from albedogan.flame.landmarks import (

@@ -1,7 +1,7 @@
 """The FLAME layer: parameters → posed mesh, joints and landmarks (buffers only, no trainable weights).
 
 Conventions: FLAME metres, +Y up, +Z out of the face; pose in FLAME joint order (global, neck, jaw, left eye,
-right eye), axis-angle radians. The arrays come from :class:`~albedogan.assets.flame_files.FlameModelData`
+right eye), axis-angle radians. The arrays come from :class:`~albedogan.assets.flame_model.FlameModelData`
 (official ``generic_model.pkl`` or the synthetic default) and are registered as buffers, so ``.to(device, dtype)``
 moves and casts them; integer buffers (faces, parents, landmark faces) stay int64.
 """
@@ -14,12 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from albedogan.assets.flame_files import (
-    FlameModelData,
-    LandmarkEmbedding,
-    load_flame_model,
-    load_landmark_embedding,
-)
+from albedogan.assets.flame_model import FlameModelData, load_flame_model
+from albedogan.assets.landmark_embedding import LandmarkEmbedding, load_landmark_embedding
 from albedogan.flame.landmarks import barycentric_landmarks, contour_rows, contour_yaw_degrees, now_landmarks
 from albedogan.flame.lbs import lbs
 from albedogan.structures import FlameOutput, FlameParams

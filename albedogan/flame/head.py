@@ -1,7 +1,7 @@
 """``HeadModel``: the FLAME layer together with its UV layout and UV masks — what the rest of albedogan consumes.
 
 One class serves the official FLAME 2020/2023 files and the embedded synthetic head: both are read through the same
-loaders (``albedogan.assets.flame_files``) from the same file formats.
+loaders (``albedogan.assets.flame_assets``) from the same file formats.
 """
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from albedogan.assets.flame_files import FlameAssetPaths, FlameAssets, load_flame_assets
+from albedogan.assets.flame_assets import FlameAssetPaths, FlameAssets, load_flame_assets
 from albedogan.flame.flame import FLAME
+from albedogan.flame.symmetry import mirror_face_uvs, mirror_vertex_pairs
 from albedogan.structures import FlameOutput, FlameParams
+from albedogan.utils.logging import get_logger
 
 __all__ = ["HeadModel"]
+
+log = get_logger(__name__)
+_MIRROR_WARN = 0.01  # warn when a mirror partner is farther than this fraction of the head size
 
 
 class HeadModel(nn.Module):
@@ -29,6 +34,11 @@ class HeadModel(nn.Module):
         faces_uvs: (F, 3) long UV indices (buffer).
         uv_face_mask: (1, 1, Hm, Wm) float face-region mask in UV space (buffer; Hm = Wm = 256 officially).
         uv_face_eye_mask: (1, 1, Hm, Wm) float face + eyes mask (buffer).
+        mirror_vertices: (V,) long mirror partner of each template vertex (non-persistent buffer).
+        mirror_face_uvs: (F, 3, 2) float UV of each face corner's mirror partner (non-persistent buffer); what
+            :class:`albedogan.render.UVMirror` interpolates into a per-texel partner map (the UV layout is not
+            assumed symmetric about u = 0.5).
+        mirror_error: largest distance (metres) between a mirrored template vertex and its matched partner.
         n_shape, n_exp: the number of shape / expression coefficients in use.
     """
 
@@ -46,6 +56,14 @@ class HeadModel(nn.Module):
         self.register_buffer(
             "uv_face_eye_mask", torch.tensor(np.asarray(assets.face_eye_mask), dtype=torch.float32)[None, None]
         )
+        pairs, self.mirror_error = mirror_vertex_pairs(assets.model.v_template, assets.model.faces, tolerance=None)
+        extent = float(np.linalg.norm(np.ptp(np.asarray(assets.model.v_template), axis=0)))
+        if self.mirror_error > _MIRROR_WARN * extent:
+            log.warning("the head template is not left/right symmetric about x = 0 (a vertex is %.4g from its mirror "
+                        "partner, head size %.4g): UV mirroring pairs the nearest vertices", self.mirror_error, extent)
+        corner_uvs, _ = mirror_face_uvs(assets.model.faces, assets.uv.faces_uvs, assets.uv.verts_uvs, pairs)
+        self.register_buffer("mirror_vertices", torch.from_numpy(pairs), persistent=False)
+        self.register_buffer("mirror_face_uvs", torch.from_numpy(corner_uvs).to(torch.float32), persistent=False)
         self.n_shape = n_shape
         self.n_exp = n_exp
 

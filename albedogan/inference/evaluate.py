@@ -63,8 +63,8 @@ def generator_metrics(
     kid_subset_size: int = 50,
 ) -> tuple[dict[str, float], list[str]]:
     """Metrics over the faces of ``seeds`` (see the module docstring); returns (metrics, notes)."""
-    from albedogan.nets.identity import build_identity_embedder
-    from albedogan.nets.perceptual import build_perceptual
+    from albedogan.assets.convert.identity import build_identity_embedder
+    from albedogan.assets.convert.lpips import build_perceptual
 
     device = pipeline.device
     space = build_feature_space(feature_space)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from albedogan.assets.obj import check_mesh, write_obj
 from albedogan.utils.io import atomic_open, atomic_write_bytes, atomic_write_text
 
 __all__ = ["texture_to_uint8", "save_png", "export_obj", "export_glb", "export_npz", "merge_uv_seams"]
@@ -56,24 +57,8 @@ def _prepare_mesh(
     f = _np(faces).astype(np.int64)
     vt = None if verts_uvs is None else _np(verts_uvs).astype(np.float64)
     ft = None if faces_uvs is None else _np(faces_uvs).astype(np.int64)
-    _check_mesh(v, f, vt, ft)
+    check_mesh(v, f, vt, ft)
     return v, f, vt, ft
-
-
-def _check_mesh(vertices: np.ndarray, faces: np.ndarray, verts_uvs: np.ndarray | None, faces_uvs: np.ndarray | None) -> None:
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"vertices: expected (V, 3), got {vertices.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"faces: expected (F, 3), got {faces.shape}")
-    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise ValueError(f"faces index vertices outside [0, {len(vertices)})")
-    if (verts_uvs is None) != (faces_uvs is None):
-        raise ValueError("verts_uvs and faces_uvs must be given together")
-    if faces_uvs is not None:
-        if faces_uvs.shape != faces.shape:
-            raise ValueError(f"faces_uvs: expected {faces.shape}, got {faces_uvs.shape}")
-        if faces_uvs.size and (faces_uvs.min() < 0 or faces_uvs.max() >= len(verts_uvs)):
-            raise ValueError(f"faces_uvs index UVs outside [0, {len(verts_uvs)})")
 
 
 def export_obj(
@@ -102,7 +87,7 @@ def export_obj(
     if texture is not None and vt is None:
         raise ValueError("export_obj: a texture needs verts_uvs and faces_uvs")
     written: list[Path] = []
-    lines = ["# albedogan mesh"]
+    mtllib = None
     if texture is not None:
         png = path.with_name(f"{path.stem}_albedo.png")
         mtl = path.with_suffix(".mtl")
@@ -113,23 +98,10 @@ def export_obj(
             f"d 1.0\nillum 1\nmap_Kd {png.name}\n",
         )
         written += [png, mtl]
-        lines.append(f"mtllib {mtl.name}")
-    if vertex_colors is not None:
-        c = _np(vertex_colors).astype(np.float64)
-        if c.shape != v.shape:
-            raise ValueError(f"vertex_colors: expected {v.shape}, got {c.shape}")
-        lines += [f"v {a:.6f} {b:.6f} {d:.6f} {r:.4f} {g:.4f} {bl:.4f}" for (a, b, d), (r, g, bl) in zip(v, c)]
-    else:
-        lines += [f"v {a:.6f} {b:.6f} {d:.6f}" for a, b, d in v]
-    if vt is not None:
-        lines += [f"vt {a:.6f} {b:.6f}" for a, b in vt]
-    if texture is not None:
-        lines.append("usemtl albedo")
-    if ft is not None:
-        lines += [f"f {a + 1}/{ta + 1} {b + 1}/{tb + 1} {c + 1}/{tc + 1}" for (a, b, c), (ta, tb, tc) in zip(f, ft)]
-    else:
-        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in f]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+        mtllib = mtl.name
+    colors = None if vertex_colors is None else _np(vertex_colors)
+    write_obj(path, v, f, vt, ft, vertex_colors=colors, mtllib=mtllib,
+              material=None if texture is None else "albedo", comment="albedogan mesh")
     return [path, *written]
 
 

@@ -27,7 +27,8 @@ import torch
 from albedogan.inference.contact_sheet import save_contact_sheet
 from albedogan.inference.editing import apply_direction, direction_from_labels, load_direction, save_direction
 from albedogan.inference.export import export_glb, export_npz, export_obj, save_png
-from albedogan.inference.pipeline import FacePipeline, FaceResult, resample_uv
+from albedogan.inference.pipeline import FacePipeline, FaceResult
+from albedogan.render.uv import resize_uv
 from albedogan.structures import FaceEstimate
 from albedogan.utils.logging import get_logger
 from albedogan.utils.progress import progress_bar
@@ -93,7 +94,7 @@ def write_face(folder: str | os.PathLike, result: FaceResult, index: int, faces:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     warn_upsampling(uv_resolution, int(result.albedo.shape[-1]))
-    albedo = resample_uv(result.albedo[index:index + 1].float(), uv_resolution)[0].cpu()  # (3, R, R)
+    albedo = resize_uv(result.albedo[index:index + 1].float(), uv_resolution)[0].cpu()  # (3, R, R)
     verts = result.vertices[index].float().cpu()
     written = export_obj(folder / "mesh.obj", verts, faces.cpu(), verts_uvs.cpu(), faces_uvs.cpu(), texture=albedo)
     if glb:

@@ -15,10 +15,11 @@ from torchvision.utils import make_grid
 
 from albedogan.flame.head import HeadModel
 from albedogan.inference.export import save_png
-from albedogan.render import FaceRenderer, WeakPerspectiveCamera, directional_sh_coeffs
+from albedogan.render import FaceRenderer, directional_sh_coeffs
+from albedogan.render.cameras import framing_camera
 from albedogan.structures import FlameParams
 
-__all__ = ["HeadSampler", "framing_camera", "render_head_grid", "skin_texture"]
+__all__ = ["HeadSampler", "render_head_grid", "skin_texture"]
 
 
 @dataclass(frozen=True)
@@ -49,20 +50,6 @@ class HeadSampler:
         )
         jaw = torch.stack([rand(n) * self.jaw_max, torch.zeros(n), torch.zeros(n)], dim=-1)
         return FlameParams(shape, expression, global_pose, torch.zeros(n, 3), jaw, torch.zeros(n, 6))
-
-
-def framing_camera(vertices: torch.Tensor, margin: float = 0.1) -> WeakPerspectiveCamera:
-    """Weak-perspective camera per mesh that centres its x/y bounding box and fills the image up to ``margin``.
-
-    Args:
-        vertices: (N, V, 3) FLAME-frame vertices (metres).
-        margin: fraction of the half-extent of NDC left empty around the mesh.
-    """
-    lo, hi = vertices[..., :2].amin(1), vertices[..., :2].amax(1)  # (N, 2)
-    centre = 0.5 * (lo + hi)
-    half = 0.5 * (hi - lo).amax(-1)  # (N,)
-    scale = (1.0 - margin) / half.clamp_min(1e-6)
-    return WeakPerspectiveCamera(torch.cat([scale[:, None], -centre], dim=-1))
 
 
 def skin_texture(head: HeadModel, size: int = 64, tone: tuple[float, float, float] = (0.80, 0.62, 0.52)) -> torch.Tensor:

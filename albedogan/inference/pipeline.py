@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from albedogan.assets.locate import AssetFormatError
@@ -35,20 +34,12 @@ from albedogan.utils.logging import get_logger
 from albedogan.utils.seeding import latents_for_seeds
 from albedogan.utils.shapes import assert_shape
 
-__all__ = ["FacePipeline", "FaceResult", "build_pipeline", "resample_uv"]
+__all__ = ["FacePipeline", "FaceResult", "build_pipeline"]
 
 log = get_logger(__name__)
 
 # ------------------------------------------------------------------------------------------------------------------
 # pipeline
-
-
-def resample_uv(texture: torch.Tensor, resolution: Optional[int]) -> torch.Tensor:
-    """Resize (N, C, R, R) UV maps to (N, C, resolution, resolution) (bilinear, antialiased); None/same = as is."""
-    if resolution is None or texture.shape[-1] == resolution and texture.shape[-2] == resolution:
-        return texture
-    return F.interpolate(texture, size=(resolution, resolution), mode="bilinear", align_corners=False,
-                         antialias=True).clamp(0, 1)
 
 
 @dataclass(frozen=True)

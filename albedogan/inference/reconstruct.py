@@ -303,7 +303,7 @@ def run_reconstruct(
     use_inversion = bool(inv["enabled"]) and synth is not None
     lpips = None
     if use_inversion and float(inv["lpips_weight"]) > 0:
-        from albedogan.nets.perceptual import build_perceptual
+        from albedogan.assets.convert.lpips import build_perceptual
 
         lpips = build_perceptual(perceptual).to(pipeline.device)
     albedo_source = "G_A(inverted w)" if use_inversion else "unwrapped+mirror"

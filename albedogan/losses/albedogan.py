@@ -23,6 +23,7 @@ phase* (:meth:`PhaseSchedule.step_in_phase`): R1 runs when ``phase_step % r1_int
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -157,10 +158,12 @@ class AlbedoPhaseLoss:
         path_length: the path-length penalty (its running mean is a buffer of the LightningModule).
         r1_interval: lazy R1 interval k_D in albedo-phase steps (StyleGAN2: 16).
         pl_interval: lazy path-length interval k_G in albedo-phase steps (StyleGAN2: 4).
+        mirror: left/right mirror of UV maps at G_A's resolution for the mirrored distillation target (the head's
+            :class:`~albedogan.render.UVMirror`; FLAME's UV layout is not symmetric about u = 0.5).
     """
 
     def __init__(self, weights: AlbedoLossWeights, compare: RenderComparison, path_length: PathLengthPenalty,
-                 r1_interval: int, pl_interval: int) -> None:
+                 r1_interval: int, pl_interval: int, mirror: Callable[[torch.Tensor], torch.Tensor]) -> None:
         if r1_interval < 1 or pl_interval < 1:
             raise ValueError(f"AlbedoPhaseLoss: r1_interval/pl_interval must be >= 1, got {r1_interval}/{pl_interval}")
         self.weights = weights
@@ -168,6 +171,7 @@ class AlbedoPhaseLoss:
         self.path_length = path_length
         self.r1_interval = int(r1_interval)
         self.pl_interval = int(pl_interval)
+        self.mirror = mirror
 
     def r1_due(self, phase_step: int) -> bool:
         """Whether the D step at albedo-phase step ``phase_step`` adds R1."""
@@ -220,7 +224,7 @@ class AlbedoPhaseLoss:
         if w.gan > 0:
             terms["gan"] = w.gan * g_nonsaturating_loss(D(albedo_to_d(albedo_raw)))
         if w.distill > 0:
-            terms["distill"] = w.distill * albedo_distillation_loss(albedo_raw, real, trust)
+            terms["distill"] = w.distill * albedo_distillation_loss(albedo_raw, real, trust, mirror=self.mirror)
         if render is not None:
             out, mask = render
             terms.update(self.compare(out, mask, image, w.photometric, w.identity, w.perceptual))

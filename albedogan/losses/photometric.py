@@ -8,6 +8,7 @@ image the face covers.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -44,18 +45,28 @@ def log_cosh(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
 
 
 def albedo_distillation_loss(
-    albedo: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    albedo: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    mirror: Callable[[torch.Tensor], torch.Tensor],
+    eps: float = 1e-6,
 ) -> torch.Tensor:
-    """AlbedoGAN's self-distillation term: ½·[logcosh(A − T) + logcosh(A − flip(T))].
+    """AlbedoGAN's self-distillation term: ½·[logcosh(A − T) + logcosh(A − M(T))].
 
-    The second term compares against the horizontally mirrored target (the FLAME UV layout is left/right symmetric
-    about the vertical centre line), which pushes the albedo toward symmetry where the target is one-sided.
+    ``M`` mirrors a UV map left/right (the head's :class:`albedogan.render.UVMirror`: FLAME's UV layout is not
+    symmetric about u = 0.5, so this is a partner-UV lookup, not a width flip). The second term pushes the albedo
+    toward symmetry where the target is one-sided.
 
     Args:
         albedo: (N, 3, H, W) generated UV albedo in [0, 1].
         target: (N, 3, H, W) pseudo ground-truth UV texture.
-        mask: (N, 1, H, W) texel weights for the target (e.g. visibility after completion); mirrored with it.
+        mask: (N, 1, H, W) texel weights for the target (e.g. visibility after completion); None = all texels. The
+            mirrored target is mask-weighted, ``M(m T) / M(m)``, with weight ``M(m)``.
+        mirror: (N, C, H, W) -> (N, C, H, W) mirror of UV maps at this resolution.
     """
-    flipped = target.flip(-1)
-    flipped_mask = None if mask is None else mask.flip(-1)
-    return 0.5 * (log_cosh(albedo, target, mask) + log_cosh(albedo, flipped, flipped_mask))
+    m = torch.ones_like(target[:, :1]) if mask is None else mask.to(target.dtype)
+    mirrored = mirror(torch.cat([m * target, m], dim=1))  # (N, 4, H, W)
+    m_mirror = mirrored[:, 3:]
+    t_mirror = mirrored[:, :3] / torch.where(m_mirror > eps, m_mirror, torch.ones_like(m_mirror))
+    return 0.5 * (log_cosh(albedo, target, mask) + log_cosh(albedo, t_mirror, m_mirror))

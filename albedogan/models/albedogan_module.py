@@ -58,7 +58,7 @@ from albedogan.losses.identity import IdentityLoss
 from albedogan.losses.photometric import masked_l1
 from albedogan.models.ema import ModelEMA
 from albedogan.models.phases import PhaseSchedule
-from albedogan.render import FaceRenderer, WeakPerspectiveCamera, sample_texture
+from albedogan.render import FaceRenderer, UVMirror, WeakPerspectiveCamera, sample_texture
 from albedogan.structures import FaceEstimate, RenderOutput, TeacherSample
 from albedogan.teachers.base import Teacher
 from albedogan.utils.logging import get_logger
@@ -249,7 +249,10 @@ class AlbedoGANModule(pl.LightningModule):
         self.path_length = PathLengthPenalty()
         self.renderer = FaceRenderer(head.faces, head.verts_uvs, head.faces_uvs, teacher.image_size)
         compare = RenderComparison(self.identity_loss, self.perceptual)
-        self.albedo_loss = AlbedoPhaseLoss(albedo_weights, compare, self.path_length, r1_interval, pl_interval)
+        self.uv_resolution = int(albedo_generator.uv_resolution)
+        self.uv_mirror = UVMirror.from_head(head, self.uv_resolution)  # left/right partner texels (no state)
+        self.albedo_loss = AlbedoPhaseLoss(albedo_weights, compare, self.path_length, r1_interval, pl_interval,
+                                           self.uv_mirror)
         self.shape_loss = ShapePhaseLoss(shape_weights, compare)
         self.optimizer_gan = optimizer_gan
         self.optimizer_shape = optimizer_shape
@@ -264,7 +267,6 @@ class AlbedoGANModule(pl.LightningModule):
         self.grad_clip_norm = grad_clip_norm
         self.truncation_psi = truncation_psi
         self.seed = int(seed)
-        self.uv_resolution = int(albedo_generator.uv_resolution)
         self._shape_groups = _trainable(estimator.parameter_groups()) if hasattr(estimator, "parameter_groups") else []
         if "shape" in schedule.phases and not self._shape_groups:
             log.warning("estimator %s has no trainable parameters: the shape phase is removed from the schedule",

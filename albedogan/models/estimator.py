@@ -37,7 +37,8 @@ from albedogan.nets.encoder import (
 )
 from albedogan.nets.identity import IdentityEmbedder
 from albedogan.nets.mica import MappingNetwork
-from albedogan.render.cameras import pixels_to_ndc
+from albedogan.render.cameras import crop_boxes, crop_camera_to_image
+from albedogan.render.warp import crop_to_boxes
 from albedogan.structures import FaceEstimate, FlameParams, GroundTruth
 from albedogan.utils.shapes import assert_shape
 
@@ -49,8 +50,6 @@ __all__ = [
     "ShapeNetwork",
     "build_deca_mica_estimator",
     "build_embedded_estimator",
-    "crop_boxes",
-    "crop_camera_to_image",
     "fit_code_sizes",
 ]
 
@@ -75,76 +74,6 @@ def fit_code_sizes(params: FlameParams, n_shape: Optional[int], n_exp: Optional[
     shape = params.shape if n_shape is None else _fit(params.shape, n_shape)
     expression = params.expression if n_exp is None else _fit(params.expression, n_exp)
     return dataclasses.replace(params, shape=shape, expression=expression)
-
-
-def crop_boxes(
-    images: torch.Tensor, landmarks5: Optional[torch.Tensor] = None, scale: float = 3.0
-) -> torch.Tensor:
-    """Square crop boxes in image NDC.
-
-    Without landmarks the box is the whole image (teacher images are face-centred). With five ArcFace-order points it
-    is centred on their mean and ``scale`` times their larger x/y extent (in pixels, so the box stays square).
-
-    Args:
-        images: (N, 3, H, W) images (only the size and dtype are used).
-        landmarks5: optional (N, 5, 2) (x, y) pixel coordinates (pixel centres at integers).
-        scale: box side / landmark extent.
-
-    Returns:
-        (N, 4) float ``(cx, cy, half_w, half_h)`` in image NDC (x right, y down); ``half_w * W == half_h * H``.
-    """
-    n, _, h, w = images.shape
-    if landmarks5 is None:
-        return images.new_tensor([0.0, 0.0, 1.0, 1.0]).expand(n, 4)
-    assert_shape(landmarks5, [n, 5, 2], "landmarks5")
-    pts = landmarks5.to(images.dtype)
-    centre_px = pts.mean(1)  # (N, 2)
-    side_px = scale * (pts.amax(1) - pts.amin(1)).amax(-1)  # (N,)
-    centre = pixels_to_ndc(centre_px, (h, w))  # (N, 2)
-    half = torch.stack([side_px / w, side_px / h], dim=-1)  # (N, 2) NDC half extents (NDC spans 2 / W per pixel)
-    return torch.cat([centre, half], dim=-1)
-
-
-def _crop(images: torch.Tensor, boxes: Optional[torch.Tensor], size: int) -> torch.Tensor:
-    """(N, 3, H, W) -> (N, 3, size, size) crops, differentiable w.r.t. images and boxes.
-
-    ``boxes`` None resizes the whole image (antialiased when shrinking); otherwise (N, 4) ``(cx, cy, hw, hh)`` image
-    NDC boxes are resampled bilinearly (samples outside the image are 0).
-    """
-    n = images.shape[0]
-    if boxes is None:
-        if tuple(images.shape[-2:]) == (size, size):
-            return images
-        antialias = images.shape[-2] > size or images.shape[-1] > size
-        return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)
-    zero = torch.zeros_like(boxes[:, 0])
-    theta = torch.stack(
-        [torch.stack([boxes[:, 2], zero, boxes[:, 0]], dim=-1), torch.stack([zero, boxes[:, 3], boxes[:, 1]], dim=-1)],
-        dim=1,
-    )  # (N, 2, 3): crop NDC -> image NDC
-    grid = F.affine_grid(theta.to(images.dtype), [n, 3, size, size], align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-def crop_camera_to_image(cam: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """Weak-perspective camera of a square crop -> the same projection in the full image's NDC.
-
-    The crop maps image NDC ``x = cx + hw x_c``, ``y = cy + hh y_c``; with ``x_c = s (X + tx)`` and
-    ``y_c = -s (Y + ty)`` this is again weak perspective when ``hw = hh`` (a square box in pixels of a square image):
-    ``s' = hw s``, ``tx' = tx + cx / s'``, ``ty' = ty - cy / s'``.
-
-    Args:
-        cam: (N, 3) float ``[s, tx, ty]`` in crop NDC (s in NDC units per metre, t in metres).
-        boxes: (N, 4) ``(cx, cy, half_w, half_h)`` from :func:`crop_boxes`.
-
-    Returns:
-        (N, 3) camera in image NDC. For non-square images the x half-extent is used (weak perspective has one scale).
-    """
-    assert_shape(cam, [None, 3], "cam")
-    assert_shape(boxes, [cam.shape[0], 4], "boxes")
-    s = cam[:, 0] * boxes[:, 2]
-    safe = torch.where(s.abs() > 1e-8, s, torch.full_like(s, 1e-8))
-    return torch.stack([s, cam[:, 1] + boxes[:, 0] / safe, cam[:, 2] - boxes[:, 1] / safe], dim=-1)
 
 
 class FaceEstimator(nn.Module):
@@ -423,7 +352,7 @@ class NetworkEstimator(FaceEstimator):
         """Estimate from images (``truth`` is ignored); see :meth:`FaceEstimator.forward`."""
         assert_shape(images, [None, 3, None, None], "images")
         boxes = crop_boxes(images, landmarks5, self.crop_scale)  # (N, 4)
-        code = self.encoder(_crop(images, None if landmarks5 is None else boxes, self.input_size))
+        code = self.encoder(crop_to_boxes(images, None if landmarks5 is None else boxes, self.input_size))
         if self.shape_net is not None:
             shape = _fit(self.shape_net(images, landmarks5), self.n_shape)
         else:

@@ -10,10 +10,12 @@ per-texel trust weight, batched and without loops over texels:
 3. Optional de-lighting: divide by the SH shading of the estimate's light evaluated on the UV map of the *world*
    vertex normals (the frame :class:`~albedogan.render.FaceRenderer` lights in), clamped below by
    ``delight_min_shading`` so dark grazing texels do not explode; the result is clamped to [0, 1].
-4. Mirror completion (FLAME's UV layout is symmetric about u = 0.5): blend each texel with its mirror by
-   confidence (:func:`albedogan.render.mirror_complete`). The confidence is the visibility (optionally soft in the
-   facing angle) times, with ``yaw_weighting``, ``1 - clamp(|yaw| / yaw_full_degrees, 0, 1)`` on the half of the
-   head turned away from the camera: the blend follows the yaw *magnitude* continuously — a frontal face keeps
+4. Mirror completion: blend each texel with its left/right partner by confidence
+   (:func:`albedogan.render.mirror_complete` through the head's :class:`~albedogan.render.UVMirror`: FLAME's UV
+   layout is not symmetric about u = 0.5, so partners come from the template's mirror vertex pairs, not from a
+   width flip). The confidence is the visibility (optionally soft in the facing angle) times, with
+   ``yaw_weighting``, ``1 - clamp(|yaw| / yaw_full_degrees, 0, 1)`` on the half of the head turned away from the
+   camera: the blend follows the yaw *magnitude* continuously — a frontal face keeps
    both halves, a strongly turned face takes its far half from the mirrored near half. (The official code uses
    only the yaw sign, and an angle proxy in wrong units.)
 5. Texels outside the chosen UV region (face / face+eyes mask, or all UV-covered texels) and texels seen by neither
@@ -38,7 +40,7 @@ from albedogan.flame.landmarks import contour_yaw_degrees
 from albedogan.render.cameras import WeakPerspectiveCamera
 from albedogan.render.normals import vertex_normals
 from albedogan.render.sh_lighting import sh_shading
-from albedogan.render.uv import UVSpace, mirror_complete
+from albedogan.render.uv import UVMirror, UVSpace, mirror_complete, resize_uv
 from albedogan.structures import FaceEstimate, _TensorRecord
 from albedogan.utils.shapes import assert_shape
 
@@ -70,15 +72,6 @@ class AlbedoTarget(_TensorRecord):
     visibility: torch.Tensor
     visible_fraction: torch.Tensor
     completed_fraction: torch.Tensor
-
-
-def _resize_mask(mask: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
-    """(1, 1, Hm, Wm) float mask in [0, 1] -> (1, 1, Hu, Wu) binary float mask (area-averaged, threshold 0.5)."""
-    if tuple(mask.shape[-2:]) == resolution:
-        return (mask > 0.5).to(torch.float32)
-    mode = "area" if mask.shape[-2] >= resolution[0] and mask.shape[-1] >= resolution[1] else "bilinear"
-    kwargs = {} if mode == "area" else {"align_corners": False}
-    return (F.interpolate(mask.to(torch.float32), size=resolution, mode=mode, **kwargs) > 0.5).to(torch.float32)
 
 
 class AlbedoTargetBuilder(nn.Module):
@@ -137,6 +130,7 @@ class AlbedoTargetBuilder(nn.Module):
         self.head = head
         self.uv_space = UVSpace(head.faces, head.verts_uvs, head.faces_uvs, int(uv_resolution))
         self.resolution = self.uv_space.resolution
+        self.uv_mirror = UVMirror.from_head(head, self.resolution)
         self.delight = bool(delight)
         self.delight_min_shading = float(delight_min_shading)
         self.fill = fill
@@ -154,7 +148,7 @@ class AlbedoTargetBuilder(nn.Module):
             region_mask = coverage
         else:
             src = head.uv_face_mask if region == "face" else head.uv_face_eye_mask
-            region_mask = _resize_mask(src.detach(), self.resolution).to(coverage.device) * coverage
+            region_mask = (resize_uv(src.detach().float(), self.resolution) > 0.5).float().to(coverage.device) * coverage
         self.register_buffer("region", region_mask, persistent=False)
 
         # Which side of the head each texel lies on: sign of the neutral template's x (+x = subject's left).
@@ -172,7 +166,7 @@ class AlbedoTargetBuilder(nn.Module):
                 mean = mean.view(1, 3, 1, 1).expand(1, 3, *self.resolution).clone()
             else:
                 assert_shape(mean, [1, 3, None, None], "mean_albedo")
-                mean = F.interpolate(mean, size=self.resolution, mode="bilinear", align_corners=False)
+                mean = resize_uv(mean, self.resolution)
             self.register_buffer("mean_albedo", mean.clamp(0.0, 1.0), persistent=False)
 
     def shading_map(self, world_vertices: torch.Tensor, light: torch.Tensor) -> torch.Tensor:
@@ -238,7 +232,7 @@ class AlbedoTargetBuilder(nn.Module):
         if self.yaw_weighting:
             confidence = confidence * self.yaw_confidence(estimate)
         if self.mirror:
-            completed, coverage = mirror_complete(colours, visibility, weights=confidence)
+            completed, coverage = mirror_complete(colours, visibility, self.uv_mirror, weights=confidence)
         else:
             completed, coverage = colours, confidence
         coverage = coverage.clamp(0.0, 1.0)

@@ -1,6 +1,6 @@
 """ArcFace iresnet backbones in insightface ``arcface_torch`` key layout (``backbone.pth`` loads 1:1).
 
-Input: aligned 112x112 RGB face crops (5-point ArcFace template, see ``albedogan.datamodules.alignment``).
+Input: aligned 112x112 RGB face crops (5-point :data:`ARCFACE_TEMPLATE_112`, crops by ``albedogan.datamodules.alignment``).
 :meth:`IResNet.forward` takes RGB in [0, 1] and applies insightface's normalisation ``(255x - 127.5) / 127.5``
 (= ``2x - 1``) itself; :meth:`IResNet.forward_normalized` takes already-normalised input in [-1, 1] as the
 official code does. Output: the raw 512-d embedding (not L2-normalised).
@@ -18,10 +18,25 @@ from torch import nn
 
 from albedogan.utils.shapes import assert_shape
 
-__all__ = ["IRESNET_LAYERS", "ARCFACE_INPUT_SIZE", "IBasicBlock", "IResNet", "iresnet50", "iresnet100"]
+__all__ = ["IRESNET_LAYERS", "ARCFACE_INPUT_SIZE", "ARCFACE_TEMPLATE_112", "IBasicBlock", "IResNet", "iresnet50",
+           "iresnet100"]
 
 ARCFACE_INPUT_SIZE = 112
 """Side of the aligned input crop in pixels."""
+
+ARCFACE_TEMPLATE_112: torch.Tensor = torch.tensor(
+    [
+        [38.2946, 51.6963],  # left eye (image left)
+        [73.5318, 51.5014],  # right eye
+        [56.0252, 71.7366],  # nose tip
+        [41.5493, 92.3655],  # left mouth corner
+        [70.7299, 92.2041],  # right mouth corner
+    ],
+    dtype=torch.float32,
+)
+"""(5, 2) float32 pixel coordinates (x, y) of insightface's standard 112x112 ArcFace template.
+
+Order: left eye, right eye, nose tip, left mouth corner, right mouth corner (left = smaller x in the image)."""
 
 IRESNET_LAYERS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
 """Blocks per stage for each supported depth."""

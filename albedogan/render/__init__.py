@@ -20,8 +20,9 @@ Coordinate frames (stated once here; every docstring in albedogan refers to thes
   centre at integer ``(j, i)`` (``cameras.ndc_to_pixels`` / ``pixels_to_ndc``).
 * **UV**: u right, v up, both in [0, 1]. Texture tensors are (N, C, Hu, Wu) with row 0 at v = 1 (the top) and
   column 0 at u = 0. UV -> grid_sample grid: ``(2u - 1, 1 - 2v)`` with ``align_corners=False`` (``uv.uv_to_grid``);
-  texel centres are the ``align_corners=False`` positions. FLAME's UV layout is left/right symmetric about
-  u = 0.5, so mirroring a UV map is a flip along the width axis.
+  texel centres are the ``align_corners=False`` positions. FLAME's UV layout is *not* left/right symmetric (the
+  partner of a face texel sits at u' = 1 - u - 0.0068; the eye islands are not mirror images), nor is the synthetic
+  head's: mirroring a UV map is a lookup through the head's partner-UV map (:class:`UVMirror`), never a width flip.
 
 Cameras: weak perspective ``[s, tx, ty]`` (DECA: ``x' = s (x + tx)``, ``y' = -s (y + ty)``, ``depth = -s z``)
 and pinhole ``X_cam = R X + T`` in OpenCV axes (x right, y down, z forward), focal length in NDC units.
@@ -29,7 +30,7 @@ Lighting: 9x3 second-order SH, Lambertian, ``image = albedo x shading`` (``sh_li
 
 Public API: :class:`FaceRenderer` (``renderer.py``), :class:`Rasterizer` / :func:`rasterize` / :class:`Fragments`
 (``rasterizer.py``), cameras (``cameras.py``), SH lighting (``sh_lighting.py``), normals (``normals.py``),
-:class:`UVSpace` with ``unwrap`` / ``attribute_map``, :func:`mirror_complete`, :func:`sample_texture` (``uv.py``)
+:class:`UVSpace` with ``unwrap`` / ``attribute_map``, :class:`UVMirror`, :func:`mirror_complete`, :func:`resize_uv`, :func:`sample_texture` (``uv.py``)
 and test/demo meshes (``primitives.py``).
 """
 
@@ -52,7 +53,7 @@ from albedogan.render.rasterizer import (
 )
 from albedogan.render.renderer import FaceRenderer
 from albedogan.render.sh_lighting import SH_CONSTANTS, SHLighting, directional_sh_coeffs, sh_basis, sh_shading
-from albedogan.render.uv import UVSpace, mirror_complete, ndc_to_view, sample_texture, uv_to_grid
+from albedogan.render.uv import UVMirror, UVSpace, mirror_complete, ndc_to_view, resize_uv, sample_texture, uv_to_grid
 
 __all__ = [
     "Camera",
@@ -63,6 +64,7 @@ __all__ = [
     "SHLighting",
     "SH_CONSTANTS",
     "UVMesh",
+    "UVMirror",
     "UVSpace",
     "WeakPerspectiveCamera",
     "directional_sh_coeffs",
@@ -74,6 +76,7 @@ __all__ = [
     "pixel_centers_ndc",
     "pixels_to_ndc",
     "rasterize",
+    "resize_uv",
     "sample_texture",
     "sh_basis",
     "sh_shading",

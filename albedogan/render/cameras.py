@@ -8,7 +8,7 @@ the full conventions page. No camera modifies its inputs.
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence
+from typing import Optional, Protocol, Sequence
 
 import torch
 
@@ -18,6 +18,9 @@ __all__ = [
     "Camera",
     "PerspectiveCamera",
     "WeakPerspectiveCamera",
+    "crop_boxes",
+    "crop_camera_to_image",
+    "framing_camera",
     "ndc_to_pixels",
     "pixels_to_ndc",
     "weak_perspective_project",
@@ -175,3 +178,66 @@ def pixels_to_ndc(points: torch.Tensor, image_size: int | Sequence[int]) -> torc
     scale = points.new_tensor([w / 2.0, h / 2.0])
     xy = (points[..., :2] + 0.5) / scale - 1.0
     return torch.cat([xy, points[..., 2:]], dim=-1)
+
+
+def framing_camera(vertices: torch.Tensor, margin: float = 0.1) -> WeakPerspectiveCamera:
+    """Weak-perspective camera per mesh that centres its x/y bounding box and fills the image up to ``margin``.
+
+    Args:
+        vertices: (N, V, 3) FLAME-frame vertices (metres).
+        margin: fraction of the half-extent of NDC left empty around the mesh.
+    """
+    lo, hi = vertices[..., :2].amin(1), vertices[..., :2].amax(1)  # (N, 2)
+    centre = 0.5 * (lo + hi)
+    half = 0.5 * (hi - lo).amax(-1)  # (N,)
+    scale = (1.0 - margin) / half.clamp_min(1e-6)
+    return WeakPerspectiveCamera(torch.cat([scale[:, None], -centre], dim=-1))
+
+
+def crop_boxes(
+    images: torch.Tensor, landmarks5: Optional[torch.Tensor] = None, scale: float = 3.0
+) -> torch.Tensor:
+    """Square crop boxes in image NDC.
+
+    Without landmarks the box is the whole image (teacher images are face-centred). With five ArcFace-order points it
+    is centred on their mean and ``scale`` times their larger x/y extent (in pixels, so the box stays square).
+
+    Args:
+        images: (N, 3, H, W) images (only the size and dtype are used).
+        landmarks5: optional (N, 5, 2) (x, y) pixel coordinates (pixel centres at integers).
+        scale: box side / landmark extent.
+
+    Returns:
+        (N, 4) float ``(cx, cy, half_w, half_h)`` in image NDC (x right, y down); ``half_w * W == half_h * H``.
+    """
+    n, _, h, w = images.shape
+    if landmarks5 is None:
+        return images.new_tensor([0.0, 0.0, 1.0, 1.0]).expand(n, 4)
+    assert_shape(landmarks5, [n, 5, 2], "landmarks5")
+    pts = landmarks5.to(images.dtype)
+    centre_px = pts.mean(1)  # (N, 2)
+    side_px = scale * (pts.amax(1) - pts.amin(1)).amax(-1)  # (N,)
+    centre = pixels_to_ndc(centre_px, (h, w))  # (N, 2)
+    half = torch.stack([side_px / w, side_px / h], dim=-1)  # (N, 2) NDC half extents (NDC spans 2 / W per pixel)
+    return torch.cat([centre, half], dim=-1)
+
+
+def crop_camera_to_image(cam: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Weak-perspective camera of a square crop -> the same projection in the full image's NDC.
+
+    The crop maps image NDC ``x = cx + hw x_c``, ``y = cy + hh y_c``; with ``x_c = s (X + tx)`` and
+    ``y_c = -s (Y + ty)`` this is again weak perspective when ``hw = hh`` (a square box in pixels of a square image):
+    ``s' = hw s``, ``tx' = tx + cx / s'``, ``ty' = ty - cy / s'``.
+
+    Args:
+        cam: (N, 3) float ``[s, tx, ty]`` in crop NDC (s in NDC units per metre, t in metres).
+        boxes: (N, 4) ``(cx, cy, half_w, half_h)`` from :func:`crop_boxes`.
+
+    Returns:
+        (N, 3) camera in image NDC. For non-square images the x half-extent is used (weak perspective has one scale).
+    """
+    assert_shape(cam, [None, 3], "cam")
+    assert_shape(boxes, [cam.shape[0], 4], "boxes")
+    s = cam[:, 0] * boxes[:, 2]
+    safe = torch.where(s.abs() > 1e-8, s, torch.full_like(s, 1e-8))
+    return torch.stack([s, cam[:, 1] + boxes[:, 0] / safe, cam[:, 2] - boxes[:, 1] / safe], dim=-1)

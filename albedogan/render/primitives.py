@@ -27,7 +27,7 @@ class UVMesh(NamedTuple):
 
 
 def uv_sphere(n_lat: int = 16, n_lon: int = 32, radius: float = 1.0, dtype: torch.dtype = torch.float32) -> UVMesh:
-    """Latitude-longitude sphere whose UV layout is left/right symmetric about u = 0.5, like FLAME's.
+    """Latitude-longitude sphere whose UV layout is left/right symmetric about u = 0.5 (FLAME's is not).
 
     Polar angle ``theta = pi (1 - v)`` from +Y; azimuth ``phi = 2 pi (u - 0.5)`` from +Z toward +X, so u = 0.5 is
     the front (+Z) meridian, mirroring u -> 1 - u mirrors x -> -x, and the UV seam is at the back.

@@ -1,4 +1,5 @@
-"""UV-space operations: texture sampling, UV rasterisation, unwrapping an image into UV space, mirror completion.
+"""UV-space operations: texture sampling, UV rasterisation, unwrapping an image into UV space, the left/right
+mirror of a UV map (:class:`UVMirror`) and mirror completion.
 
 UV convention (see ``albedogan.render``): u right, v up, both in [0, 1]; texture row 0 is v = 1; a UV maps to a
 ``grid_sample`` grid as ``(2u - 1, 1 - 2v)`` with ``align_corners=False``. Texel centres of a (Hu, Wu) map are the
@@ -7,7 +8,7 @@ UV convention (see ``albedogan.render``): u right, v up, both in [0, 1]; texture
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,7 @@ from albedogan.render.normals import vertex_normals
 from albedogan.render.rasterizer import Fragments, _hw, rasterize
 from albedogan.utils.shapes import assert_shape
 
-__all__ = ["UVSpace", "mirror_complete", "ndc_to_view", "sample_texture", "uv_to_grid"]
+__all__ = ["UVMirror", "UVSpace", "mirror_complete", "ndc_to_view", "resize_uv", "sample_texture", "uv_to_grid"]
 
 
 def uv_to_grid(uv: torch.Tensor) -> torch.Tensor:
@@ -30,6 +31,24 @@ def ndc_to_view(points: torch.Tensor) -> torch.Tensor:
     Negating y and depth is a rotation (det +1), so face windings, cross products and normals stay consistent.
     """
     return points * points.new_tensor([1.0, -1.0, -1.0])
+
+
+def resize_uv(texture: torch.Tensor, resolution: Optional[int | Sequence[int]]) -> torch.Tensor:
+    """The one UV-map resampling: (N, C, Hu, Wu) -> (N, C, R, R) (or (N, C, H, W) for a pair).
+
+    Area averaging when shrinking both sides (exact box averages for integer factors), bilinear
+    (``align_corners=False``) otherwise; ``None`` or the same size returns ``texture`` itself. Both are convex
+    combinations, so values stay in the input's range (no clamp needed).
+    """
+    assert_shape(texture, [None, None, None, None], "texture")
+    if resolution is None:
+        return texture
+    size = _hw(resolution)
+    if tuple(texture.shape[-2:]) == size:
+        return texture
+    if texture.shape[-2] >= size[0] and texture.shape[-1] >= size[1]:
+        return F.interpolate(texture, size=size, mode="area")
+    return F.interpolate(texture, size=size, mode="bilinear", align_corners=False)
 
 
 def sample_texture(
@@ -56,17 +75,25 @@ def sample_texture(
 
 
 def mirror_complete(
-    texture: torch.Tensor, visibility: torch.Tensor, weights: Optional[torch.Tensor] = None, eps: float = 1e-6
+    texture: torch.Tensor,
+    visibility: torch.Tensor,
+    mirror: Callable[[torch.Tensor], torch.Tensor],
+    weights: Optional[torch.Tensor] = None,
+    eps: float = 1e-6,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fill poorly seen texels from the horizontally mirrored UV map (layout symmetric about u = 0.5).
+    """Fill poorly seen texels from their left/right mirror partners.
 
-    With confidence ``w`` (``weights``, default ``visibility``) and its mirror ``w'`` (flipped along the width axis),
-    ``completed = (w T + (1 - w) w' T') / (w + (1 - w) w')``: fully seen texels keep their value, unseen texels take
-    the mirrored one, and partly seen texels blend by confidence (soft, e.g. a facing-angle weight; not a yaw sign).
+    With confidence ``w`` (``weights``, default ``visibility``) and the partner's ``w' = M(w)`` (``M`` = ``mirror``),
+    ``completed = (w T + (1 - w) M(w T)) / (w + (1 - w) w')``: fully seen texels keep their value, unseen texels take
+    the partner's, and partly seen texels blend by confidence (soft, e.g. a facing-angle weight; not a yaw sign).
+    The partner colour is confidence-weighted (``M(w T) / M(w)``), so resampling at island borders does not pull in
+    unseen texels.
 
     Args:
         texture: (N, C, Hu, Wu) float texture unwrapped from an image (invalid texels may hold anything finite).
         visibility: (N, 1, Hu, Wu) float in [0, 1] from :meth:`UVSpace.unwrap`.
+        mirror: maps a (N, C, Hu, Wu) UV map to its mirror image, usually a :class:`UVMirror` of the head (the
+            layout need not be symmetric about u = 0.5; a width flip is right only for such toy layouts).
         weights: optional (N, 1, Hu, Wu) float in [0, 1] confidence; defaults to ``visibility``.
         eps: below this total confidence a texel is left empty (0).
 
@@ -75,13 +102,14 @@ def mirror_complete(
         ``w + (1 - w) w'`` in [0, 1] (0 where neither side was seen).
     """
     assert_shape(texture, [None, None, None, None], "texture")
-    n, _, hu, wu = texture.shape
+    n, c, hu, wu = texture.shape
     assert_shape(visibility, [n, 1, hu, wu], "visibility")
     w = visibility if weights is None else weights
     assert_shape(w, [n, 1, hu, wu], "weights")
     w = w.to(texture.dtype).clamp(0.0, 1.0)
-    w_m = torch.flip(w, dims=[-1])
-    t_m = torch.flip(texture, dims=[-1])
+    mirrored = mirror(torch.cat([w * texture, w], dim=1))  # (N, C + 1, Hu, Wu)
+    w_m = mirrored[:, c:].clamp(0.0, 1.0)
+    t_m = mirrored[:, :c] / torch.where(w_m > eps, w_m, torch.ones_like(w_m))
     own = w
     other = (1 - w) * w_m
     coverage = own + other
@@ -127,6 +155,21 @@ class UVSpace(torch.nn.Module):
         self.register_buffer("texel_face", p2f, persistent=False)
         self.register_buffer("texel_bary", frag.bary_coords[0, :, :, 0].to(torch.float32), persistent=False)
         self.register_buffer("coverage", (p2f >= 0).to(torch.float32)[None, None], persistent=False)
+
+    def corner_map(self, corner_attrs: torch.Tensor) -> torch.Tensor:
+        """Interpolate per-face-corner attributes over the UV layout (values may differ between faces at a vertex).
+
+        Args:
+            corner_attrs: (F, 3, C) float value at each face corner.
+
+        Returns:
+            (C, Hu, Wu) same dtype, 0 outside :attr:`coverage`.
+        """
+        assert_shape(corner_attrs, [self.faces.shape[0], 3, None], "corner_attrs")
+        hu, wu = self.resolution
+        vals = corner_attrs[self.texel_face.clamp(min=0).reshape(-1)]  # (M, 3, C)
+        bary = (self.texel_bary * self.coverage[0, 0, ..., None]).reshape(-1, 3, 1).to(vals.dtype)
+        return (vals * bary).sum(1).T.reshape(-1, hu, wu)
 
     def attribute_map(self, vertex_attrs: torch.Tensor) -> torch.Tensor:
         """Interpolate per-vertex attributes over the UV layout (e.g. position or normal maps).
@@ -206,3 +249,54 @@ class UVSpace(torch.nn.Module):
         )
         texture = sampled * (visibility > 0).to(sampled.dtype)
         return texture, visibility
+
+
+class UVMirror(torch.nn.Module):
+    """The left/right mirror of UV maps of one head at one resolution: ``mirror(T)[texel] = T[partner(texel)]``.
+
+    The partner UV of every texel is the barycentric interpolation of its face's per-corner partner UVs
+    (``HeadModel.mirror_face_uvs``, from the template's mirror vertex pairs), rasterised once; applying the mirror is
+    one bilinear ``grid_sample``. The layout need not be symmetric about u = 0.5 (FLAME's is not).
+
+    Buffers (non-persistent, follow ``.to()``): ``grid`` (1, Hu, Wu, 2) ``grid_sample`` coordinates of each texel's
+    partner, ``valid`` (1, 1, Hu, Wu) float {0, 1}: the texel is covered and so is its partner.
+
+    Args:
+        faces: (F, 3) long vertex indices.
+        verts_uvs: (T, 2) float UVs in [0, 1].
+        faces_uvs: (F, 3) long indices into ``verts_uvs``.
+        mirror_face_uvs: (F, 3, 2) float partner UV of each face corner.
+        resolution: Hu or (Hu, Wu) texels.
+    """
+
+    def __init__(
+        self,
+        faces: torch.Tensor,
+        verts_uvs: torch.Tensor,
+        faces_uvs: torch.Tensor,
+        mirror_face_uvs: torch.Tensor,
+        resolution: int | Sequence[int],
+    ) -> None:
+        super().__init__()
+        space = UVSpace(faces, verts_uvs, faces_uvs, resolution)
+        assert_shape(mirror_face_uvs, [faces.shape[0], 3, 2], "mirror_face_uvs")
+        self.resolution = space.resolution
+        partner = space.corner_map(mirror_face_uvs.detach().to(torch.float64))  # (2, Hu, Wu)
+        grid = uv_to_grid(partner.permute(1, 2, 0))[None]  # (1, Hu, Wu, 2)
+        hit = F.grid_sample(space.coverage.double(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        self.register_buffer("grid", grid.to(torch.float32), persistent=False)
+        self.register_buffer("valid", (space.coverage * hit.to(torch.float32)).clamp(0, 1), persistent=False)
+
+    @classmethod
+    def from_head(cls, head: Any, resolution: int | Sequence[int]) -> "UVMirror":
+        """The mirror of a :class:`~albedogan.flame.head.HeadModel`'s UV layout at ``resolution``."""
+        return cls(head.faces, head.verts_uvs, head.faces_uvs, head.mirror_face_uvs, resolution).to(
+            head.verts_uvs.device
+        )
+
+    def forward(self, texture: torch.Tensor) -> torch.Tensor:
+        """(N, C, Hu, Wu) UV maps -> (N, C, Hu, Wu) their mirror images (bilinear; 0 where :attr:`valid` is 0)."""
+        assert_shape(texture, [None, None, *self.resolution], "texture")
+        grid = self.grid.to(texture.dtype).expand(texture.shape[0], -1, -1, -1)
+        out = F.grid_sample(texture, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return out * self.valid.to(out.dtype)

@@ -29,62 +29,37 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 
 from albedogan.flame.head import HeadModel
-from albedogan.inference.head_grid import framing_camera
 from albedogan.nets.stylegan2 import normalize_2nd_moment, truncate
 from albedogan.render import FaceRenderer, UVSpace, WeakPerspectiveCamera, directional_sh_coeffs
+from albedogan.render.cameras import framing_camera
 from albedogan.structures import FaceEstimate, FlameParams, GroundTruth, TeacherSample
 from albedogan.teachers.base import Teacher
+from albedogan.teachers.priors import (
+    HAIR_PALETTE,
+    IRIS_PALETTE,
+    LIP_PALETTE,
+    SKIN_PALETTE,
+    BackgroundPrior,
+    CameraPrior,
+    CoefficientPrior,
+    LightPrior,
+    PosePrior,
+    as_record,
+)
 from albedogan.utils.shapes import assert_shape
 
-__all__ = [
-    "HAIR_PALETTE",
-    "IRIS_PALETTE",
-    "LIP_PALETTE",
-    "SKIN_PALETTE",
-    "ProceduralTeacher",
-    "WorldCodes",
-    "palette_lookup",
-]
+__all__ = ["ProceduralTeacher", "WorldCodes", "palette_lookup"]
 
 #: Skin albedo palette from light to dark (linear RGB in [0, 1]); a tone t in [0, 1] interpolates it.
-SKIN_PALETTE: tuple[tuple[float, float, float], ...] = (
-    (0.97, 0.83, 0.74),
-    (0.92, 0.74, 0.62),
-    (0.84, 0.63, 0.50),
-    (0.72, 0.51, 0.38),
-    (0.58, 0.39, 0.27),
-    (0.43, 0.28, 0.19),
-    (0.29, 0.19, 0.13),
-)
 #: Lip colour palette (pale pink -> red -> brown), multiplied with the local skin colour's brightness.
-LIP_PALETTE: tuple[tuple[float, float, float], ...] = (
-    (0.86, 0.55, 0.55),
-    (0.78, 0.36, 0.38),
-    (0.64, 0.24, 0.27),
-    (0.52, 0.30, 0.27),
-)
 #: Iris palette: blue, grey-green, hazel, brown, dark brown.
-IRIS_PALETTE: tuple[tuple[float, float, float], ...] = (
-    (0.30, 0.45, 0.65),
-    (0.38, 0.48, 0.38),
-    (0.48, 0.38, 0.20),
-    (0.30, 0.18, 0.09),
-    (0.14, 0.08, 0.05),
-)
 #: Hair / brow palette: platinum, blond, auburn, brown, black.
-HAIR_PALETTE: tuple[tuple[float, float, float], ...] = (
-    (0.80, 0.72, 0.58),
-    (0.62, 0.46, 0.26),
-    (0.46, 0.20, 0.10),
-    (0.26, 0.16, 0.10),
-    (0.07, 0.06, 0.05),
-)
 
 # iBUG-68 landmark index groups (rows of FlameOutput.landmarks3d).
 _BROW_R, _BROW_L = list(range(17, 22)), list(range(22, 27))
@@ -197,21 +172,11 @@ class ProceduralTeacher(Teacher):
         seed: fixes the world (mapping weights, decoding head, noise fields).
         mapping_layers: depth of the random mapping MLP (8 as in StyleGAN2).
         calibration_samples: seeded z samples used for ``w_avg`` and the whitening statistics.
-        shape_std: std of FLAME identity coefficients (units of the basis' standard deviations).
-        n_shape_active: identity coefficients that vary (the rest stay 0); None = all ``head.n_shape``.
-        expression_std: std of expression coefficients.
-        n_exp_active: expression coefficients that vary; None = all ``head.n_exp``.
-        yaw_max, pitch_max, roll_max: head rotation ranges (radians), uniform in [-max, max].
-        jaw_max: jaw opening range (radians), uniform in [0, jaw_max].
-        margin: framing margin (fraction of the NDC half-extent left empty around the head).
-        scale_jitter: camera scale factor uniform in [exp(-j), exp(j)].
-        translation_jitter: camera translation uniform in [-j, j] image-NDC units (x and y).
-        ambient_range: ambient light level range [lo, hi].
-        light_intensity_range: directional light intensity range [lo, hi].
-        light_azimuth_max: light direction azimuth range (radians, around +Z, toward ±X).
-        light_elevation_max: light direction elevation range (radians, toward ±Y).
-        light_tint: max relative deviation of the light colour from white (per channel).
-        background_saturation: how far the background colours may go from grey, in [0, 1].
+        coefficients: :class:`CoefficientPrior` (or a mapping of its fields).
+        pose: :class:`PosePrior`.
+        camera: :class:`CameraPrior`.
+        light: :class:`LightPrior`.
+        background: :class:`BackgroundPrior`.
     """
 
     #: Leading albedo codes (each squashed to [-1, 1]); noise coefficients follow.
@@ -243,23 +208,11 @@ class ProceduralTeacher(Teacher):
         seed: int = 0,
         mapping_layers: int = 8,
         calibration_samples: int = 2048,
-        shape_std: float = 1.0,
-        n_shape_active: int | None = None,
-        expression_std: float = 0.4,
-        n_exp_active: int | None = None,
-        yaw_max: float = 0.45,
-        pitch_max: float = 0.2,
-        roll_max: float = 0.1,
-        jaw_max: float = 0.15,
-        margin: float = 0.12,
-        scale_jitter: float = 0.08,
-        translation_jitter: float = 0.06,
-        ambient_range: Sequence[float] = (0.45, 0.8),
-        light_intensity_range: Sequence[float] = (0.2, 0.6),
-        light_azimuth_max: float = 1.0,
-        light_elevation_max: float = 0.7,
-        light_tint: float = 0.12,
-        background_saturation: float = 0.5,
+        coefficients: CoefficientPrior | Mapping[str, Any] | None = None,
+        pose: PosePrior | Mapping[str, Any] | None = None,
+        camera: CameraPrior | Mapping[str, Any] | None = None,
+        light: LightPrior | Mapping[str, Any] | None = None,
+        background: BackgroundPrior | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("image_size", image_size), ("uv_resolution", uv_resolution), ("z_dim", z_dim),
@@ -269,24 +222,19 @@ class ProceduralTeacher(Teacher):
                 raise ValueError(f"ProceduralTeacher: {name} must be >= 1, got {value}")
         if calibration_samples < 2:
             raise ValueError(f"ProceduralTeacher: calibration_samples must be >= 2, got {calibration_samples}")
-        for name, rng in (("ambient_range", ambient_range), ("light_intensity_range", light_intensity_range)):
-            if len(rng) != 2 or rng[0] > rng[1] or rng[0] < 0:
-                raise ValueError(f"ProceduralTeacher: {name} must be [lo, hi] with 0 <= lo <= hi, got {list(rng)}")
+        self.coefficient_prior = as_record(CoefficientPrior, coefficients, "coefficients")
+        self.pose_prior = as_record(PosePrior, pose, "pose")
+        self.camera_prior = as_record(CameraPrior, camera, "camera")
+        self.light_prior = as_record(LightPrior, light, "light")
+        self.background_prior = as_record(BackgroundPrior, background, "background")
         self.z_dim, self.w_dim, self.num_ws = int(z_dim), int(w_dim), int(num_ws)
         self.image_size, self.uv_resolution = int(image_size), int(uv_resolution)
         self.truncation_psi = float(truncation_psi)
         self.seed = int(seed)
         self.head = head
+        n_shape_active, n_exp_active = self.coefficient_prior.n_shape_active, self.coefficient_prior.n_exp_active
         self.n_shape_active = head.n_shape if n_shape_active is None else min(int(n_shape_active), head.n_shape)
         self.n_exp_active = head.n_exp if n_exp_active is None else min(int(n_exp_active), head.n_exp)
-        self.shape_std, self.expression_std = float(shape_std), float(expression_std)
-        self.yaw_max, self.pitch_max, self.roll_max, self.jaw_max = map(float, (yaw_max, pitch_max, roll_max, jaw_max))
-        self.margin = float(margin)
-        self.scale_jitter, self.translation_jitter = float(scale_jitter), float(translation_jitter)
-        self.ambient_range = (float(ambient_range[0]), float(ambient_range[1]))
-        self.light_intensity_range = (float(light_intensity_range[0]), float(light_intensity_range[1]))
-        self.light_azimuth_max, self.light_elevation_max = float(light_azimuth_max), float(light_elevation_max)
-        self.light_tint, self.background_saturation = float(light_tint), float(background_saturation)
 
         # Code layout: name -> (start, size) in the decoded code vector.
         sizes = [
@@ -488,29 +436,35 @@ class ProceduralTeacher(Teacher):
         c = self._codes(ws)
         n, dtype, device = ws.shape[0], ws.dtype, ws.device
         shape = ws.new_zeros(n, self.head.n_shape)
-        shape = torch.cat([self._gaussian(c["shape"], self.shape_std), shape[:, self.n_shape_active :]], -1)
+        cp = self.coefficient_prior
+        shape = torch.cat([self._gaussian(c["shape"], float(cp.shape_std)), shape[:, self.n_shape_active :]], -1)
         exp = ws.new_zeros(n, self.head.n_exp)
-        exp = torch.cat([self._gaussian(c["expression"], self.expression_std), exp[:, self.n_exp_active :]], -1)
+        exp = torch.cat([self._gaussian(c["expression"], float(cp.expression_std)), exp[:, self.n_exp_active :]], -1)
         pose = self._bounded(c["pose"])  # (N, 4)
         zeros = ws.new_zeros(n, 1)
+        pp = self.pose_prior
         global_pose = torch.cat(
-            [pose[:, 0:1] * self.pitch_max, pose[:, 1:2] * self.yaw_max, pose[:, 2:3] * self.roll_max], -1
+            [pose[:, 0:1] * float(pp.pitch_max), pose[:, 1:2] * float(pp.yaw_max), pose[:, 2:3] * float(pp.roll_max)],
+            -1,
         )
-        jaw = torch.cat([(pose[:, 3:4] + 1) * 0.5 * self.jaw_max, zeros, zeros], -1)
+        jaw = torch.cat([(pose[:, 3:4] + 1) * 0.5 * float(pp.jaw_max), zeros, zeros], -1)
         params = FlameParams(shape, exp, global_pose, ws.new_zeros(n, 3), jaw, ws.new_zeros(n, 6))
 
         cam = self._bounded(c["camera"])
-        cam_jitter = torch.cat([cam[:, :1] * self.scale_jitter, cam[:, 1:] * self.translation_jitter], -1)
+        cap = self.camera_prior
+        cam_jitter = torch.cat([cam[:, :1] * float(cap.scale_jitter), cam[:, 1:] * float(cap.translation_jitter)], -1)
 
         lt = self._bounded(c["light"])  # (N, 9)
         lerp = lambda rng, u: rng[0] + (rng[1] - rng[0]) * (u + 1) * 0.5  # noqa: E731
         # colour: a warm/cool temperature (red up, blue down) plus a smaller free tint per channel
         warm = torch.tensor([1.0, 0.0, -1.0], dtype=dtype, device=device)
-        ambient_col = 1 + self.light_tint * (lt[:, 4:5] * warm + 0.3 * lt[:, 5:8])  # (N, 3)
-        light_col = 1 + self.light_tint * (lt[:, 8:9] * warm + 0.3 * lt[:, 5:8].flip(-1))  # (N, 3)
-        ambient = lerp(self.ambient_range, lt[:, 0:1]) * ambient_col  # (N, 3)
-        intensity = lerp(self.light_intensity_range, lt[:, 1:2]) * light_col  # (N, 3)
-        az, el = lt[:, 2] * self.light_azimuth_max, lt[:, 3] * self.light_elevation_max
+        lp = self.light_prior
+        tint = float(lp.tint)
+        ambient_col = 1 + tint * (lt[:, 4:5] * warm + 0.3 * lt[:, 5:8])  # (N, 3)
+        light_col = 1 + tint * (lt[:, 8:9] * warm + 0.3 * lt[:, 5:8].flip(-1))  # (N, 3)
+        ambient = lerp(lp.ambient_range, lt[:, 0:1]) * ambient_col  # (N, 3)
+        intensity = lerp(lp.intensity_range, lt[:, 1:2]) * light_col  # (N, 3)
+        az, el = lt[:, 2] * float(lp.azimuth_max), lt[:, 3] * float(lp.elevation_max)
         direction = torch.stack([torch.sin(az) * torch.cos(el), torch.sin(el), torch.cos(az) * torch.cos(el)], -1)
         light = directional_sh_coeffs(direction, intensity=intensity, ambient=ambient)  # (N, 9, 3)
         light = light.to(device=device, dtype=dtype)
@@ -601,7 +555,7 @@ class ProceduralTeacher(Teacher):
         n, s = background_codes.shape[0], self.image_size
         b = background_codes
         grey = 0.5 + 0.3 * b[:, 0:1]  # (N, 1) brightness
-        c1 = (grey + 0.35 * self.background_saturation * b[:, 1:4]).clamp(0, 1)  # (N, 3)
+        c1 = (grey + 0.35 * float(self.background_prior.saturation) * b[:, 1:4]).clamp(0, 1)  # (N, 3)
         c2 = (c1 * (0.55 + 0.3 * (b[:, 4:5] + 1))).clamp(0, 1)
         angle = b[:, 6] * math.pi  # (N,)
         lin = (torch.arange(s, dtype=b.dtype, device=b.device) * 2 + 1) / s - 1  # pixel centres, image NDC
@@ -621,7 +575,7 @@ class ProceduralTeacher(Teacher):
         Returns:
             (N, 3) float ``[s, tx, ty]`` (NDC per metre; metres).
         """
-        base = framing_camera(vertices, self.margin).cam  # (N, 3)
+        base = framing_camera(vertices, float(self.camera_prior.margin)).cam  # (N, 3)
         scale = base[:, :1] * torch.exp(cam_jitter[:, :1])
         # weak perspective: x_ndc = s (x + tx), so an NDC shift d is a world shift d / s (y is flipped in NDC)
         shift = cam_jitter[:, 1:] * torch.tensor([1.0, -1.0], dtype=vertices.dtype, device=vertices.device) / scale

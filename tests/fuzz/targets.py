@@ -46,21 +46,21 @@ class Target:
 
 
 def _build_flame(path: Path) -> None:
-    from albedogan.assets.flame_files import write_flame_model
+    from albedogan.assets.synthetic.writers import write_flame_model
     from tests.helpers.flame_tiny import tiny_flame_model
 
     write_flame_model(path, tiny_flame_model(rows=8, cols=14))
 
 
 def _build_landmarks(path: Path) -> None:
-    from albedogan.assets.flame_files import write_landmark_embedding
+    from albedogan.assets.synthetic.writers import write_landmark_embedding
     from tests.helpers.flame_tiny import tiny_landmark_embedding
 
     write_landmark_embedding(path, tiny_landmark_embedding(n_faces=40))
 
 
 def _build_obj(path: Path) -> None:
-    from albedogan.assets.flame_files import write_uv_template
+    from albedogan.assets.synthetic.writers import write_uv_template
     from tests.helpers.flame_tiny import tiny_flame_model, tiny_uv_template
 
     model = tiny_flame_model(rows=8, cols=14)
@@ -68,7 +68,7 @@ def _build_obj(path: Path) -> None:
 
 
 def _build_mask(path: Path) -> None:
-    from albedogan.assets.flame_files import write_uv_mask
+    from albedogan.assets.synthetic.writers import write_uv_mask
 
     mask = np.zeros((16, 16), dtype=np.float32)
     mask[4:12, 3:13] = 1.0
@@ -160,25 +160,25 @@ def _build_jpg(path: Path) -> None:
 
 
 def _load_flame(path: Path) -> Any:
-    from albedogan.assets.flame_files import load_flame_model
+    from albedogan.assets.flame_model import load_flame_model
 
     return load_flame_model(path)
 
 
 def _load_landmarks(path: Path) -> Any:
-    from albedogan.assets.flame_files import load_landmark_embedding
+    from albedogan.assets.landmark_embedding import load_landmark_embedding
 
     return load_landmark_embedding(path)
 
 
 def _load_obj(path: Path) -> Any:
-    from albedogan.assets.flame_files import load_uv_template
+    from albedogan.assets.uv_template import load_uv_template
 
     return load_uv_template(path)
 
 
 def _load_mask(path: Path) -> Any:
-    from albedogan.assets.flame_files import load_uv_mask
+    from albedogan.assets.uv_mask import load_uv_mask
 
     return load_uv_mask(path)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from albedogan.assets.flame_files import FlameModelData, LandmarkEmbedding, UVTemplate
+from albedogan.assets.flame_model import FlameModelData
+from albedogan.assets.landmark_embedding import LandmarkEmbedding
+from albedogan.assets.uv_template import UVTemplate
 
 N_SHAPE = 6
 N_EXP = 4

@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from albedogan.inference.head_grid import HeadSampler, framing_camera, render_head_grid
+from albedogan.inference.head_grid import HeadSampler, render_head_grid
+from albedogan.render.cameras import framing_camera
 
 pytestmark = pytest.mark.integration
 

@@ -255,7 +255,8 @@ def test_estimator_pretraining_cli_exports_loadable_weights(project_root, synthe
 #: infer.py overrides that rebuild experiment=debug's world (world=synthetic at smaller sizes, untrained estimator)
 DEBUG_WORLD_FOR_INFER = [
     "flame.n_shape=20", "flame.n_exp=10", "teacher.uv_resolution=32", "teacher.z_dim=16", "teacher.w_dim=16",
-    "teacher.calibration_samples=64", "teacher.n_shape_active=null", "teacher.n_exp_active=null",
+    "teacher.calibration_samples=64", "teacher.coefficients.n_shape_active=null",
+    "teacher.coefficients.n_exp_active=null",
     "estimator.channels=[8,16]", "estimator.hidden_dim=32", "estimator.pooling=mean", "estimator.weights_path=null",
 ]
 

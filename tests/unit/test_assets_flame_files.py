@@ -13,19 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from albedogan.assets.flame_files import (
-    FlameAssetPaths,
-    LandmarkEmbedding,
-    load_flame_assets,
-    load_flame_model,
-    load_landmark_embedding,
-    load_uv_mask,
-    load_uv_template,
+from albedogan.assets.flame_assets import FlameAssetPaths, load_flame_assets
+from albedogan.assets.flame_model import load_flame_model
+from albedogan.assets.landmark_embedding import LandmarkEmbedding, load_landmark_embedding
+from albedogan.assets.synthetic.writers import (
     write_flame_model,
     write_landmark_embedding,
     write_uv_mask,
     write_uv_template,
 )
+from albedogan.assets.uv_mask import load_uv_mask
+from albedogan.assets.uv_template import load_uv_template
 from albedogan.assets.locate import AssetFormatError, MissingAssetError
 from albedogan.assets.safe_pickle import UnsafePickleError
 from tests.helpers.flame_tiny import tiny_flame_model, tiny_landmark_embedding, tiny_uv_template

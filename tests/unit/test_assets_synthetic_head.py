@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import albedogan.assets.synthetic.head as head_mod
-from albedogan.assets.flame_files import flame_model_to_pickle_bytes, load_flame_assets
+from albedogan.assets.flame_assets import load_flame_assets
+from albedogan.assets.synthetic.writers import flame_model_to_pickle_bytes
 from albedogan.assets.synthetic import (
     SYNTHETIC_HEAD_VERSION,
     build_synthetic_head,
@@ -106,20 +107,39 @@ def test_basis_std_ordering_and_norms(head):
     np.testing.assert_array_equal(d[head.slit_upper, :, :300], d[head.slit_lower, :, :300])
 
 
-def test_uv_layout_symmetric(head):
+def test_uv_layout_is_deliberately_not_mirror_symmetric(head):
+    """As FLAME's (DECA's head_template.obj), the layout is not symmetric about u = 0.5: a width flip of a UV map
+    is not its mirror image, while the template's mirror pairs give the partners exactly."""
+    from albedogan.assets.synthetic.mesh import RIGHT_EYE_UV_CENTER, U_SHIFT, unwarp_u, warp_u
+    from albedogan.flame.symmetry import mirror_face_uvs, mirror_vertex_pairs
+
     uv, fuv, f, sym = head.uv.verts_uvs.astype(np.float64), head.uv.faces_uvs, head.model.faces, head.symmetry
     assert uv.min() >= 0.0 and uv.max() <= 1.0
-    # collect each vertex's uv set from the faces (seams give several)
-    per_vertex: dict[int, set] = {}
-    for vi, ti in zip(f.reshape(-1).tolist(), fuv.reshape(-1).tolist()):
-        per_vertex.setdefault(vi, set()).add(ti)
-    for vi, tis in per_vertex.items():
-        own = np.array(sorted(uv[list(tis)].tolist()))
-        mirrored = uv[list(per_vertex[int(sym[vi])])] * [-1.0, 1.0] + [1.0, 0.0]
-        np.testing.assert_allclose(own, np.array(sorted(mirrored.tolist())), atol=1e-6, err_msg=f"vertex {vi}")
-    # the face (nose tip) is centred at u = 0.5
+    s = np.linspace(0.0, 1.0, 101)
+    np.testing.assert_allclose(unwarp_u(warp_u(s)), s, atol=1e-12)
+    # the face (nose tip) is off u = 0.5, so the width flip misses partners by 2 U_SHIFT there
     tip = int(np.argmax(np.where(head.eye_id == 0, head.model.v_template[:, 2], -1)))
-    np.testing.assert_allclose(uv[list(per_vertex[tip]), 0], 0.5, atol=1e-7)
+    tip_uv = uv[fuv[f == tip]]
+    np.testing.assert_allclose(tip_uv[:, 0], 0.5 - U_SHIFT, atol=1e-6)
+    # the mirror pairs found from the template geometry are the generator's symmetry map
+    pairs, err = mirror_vertex_pairs(head.model.v_template, head.model.faces)
+    np.testing.assert_array_equal(pairs, sym)
+    assert err < 1e-12
+    corner_uvs, found = mirror_face_uvs(f, fuv, head.uv.verts_uvs, pairs)
+    assert found.all()  # the topology is symmetric: every face has a mirror face
+    # partner UVs: skin partners at s' = 1 - s in grid coordinates (not u' = 1 - u), same v
+    skin = head.eye_id[f] == 0  # (F, 3)
+    own_s = unwarp_u(uv[fuv][..., 0])
+    partner_s = unwarp_u(corner_uvs[..., 0])
+    total = (own_s + partner_s)[skin]
+    assert np.all((np.abs(total - 1.0) < 1e-5) | (np.abs(total - 2.0) < 1e-5) | (np.abs(total) < 1e-5))  # seam
+    np.testing.assert_allclose(corner_uvs[..., 1][skin], uv[fuv][..., 1][skin], atol=1e-6)
+    flip_miss = np.abs(1.0 - uv[fuv][..., 0] - corner_uvs[..., 0])[skin]
+    assert flip_miss.max() > 1.9 * U_SHIFT
+    # the right eye's island is not the mirror image of the left one's (centres and orientation differ)
+    right = head.eye_id[f] == 2
+    assert np.linalg.norm(uv[fuv][right].reshape(-1, 2).mean(0) - RIGHT_EYE_UV_CENTER) < 0.02
+    assert np.abs((1.0 - uv[fuv][right][..., 0]) - corner_uvs[right][..., 0]).max() > 0.03
 
 
 def test_zero_params_give_template(head, flame):
@@ -179,7 +199,13 @@ def test_masks_coverage(head):
     assert fm.shape == fem.shape == (256, 256)
     assert 0.12 < fm.mean() < 0.5 and fem.mean() > fm.mean()
     assert (fem >= fm).all()
-    np.testing.assert_array_equal(fm, fm[:, ::-1])  # symmetric layout
+    # the face region is mirror symmetric on the head: each texel's partner column (through the asymmetric layout,
+    # u -> warp(1 - unwarp(u))) carries the same mask value, while the plain width flip does not
+    from albedogan.assets.synthetic.mesh import unwarp_u, warp_u
+
+    u = (np.arange(256) + 0.5) / 256
+    partner = np.clip(np.round(warp_u(1.0 - unwarp_u(u)) * 256 - 0.5).astype(int), 0, 255)
+    assert (fm != fm[:, partner]).mean() < 0.01 < 0.03 < (fm != fm[:, ::-1]).mean()  # 0.003 (rounding) vs 0.04
     assert fm[:, 128].any() and not fm[:, :20].any()  # centred face, back of the head outside
 
 

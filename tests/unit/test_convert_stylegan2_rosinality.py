@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from albedogan.assets.convert import stylegan2_rosinality as ros
 from albedogan.assets.safe_pickle import UnsafePickleError
 from albedogan.assets.stylegan2 import load_stylegan2, load_stylegan2_discriminator
-from albedogan.nets import stylegan2 as sg
+from albedogan.nets import ops as sg
 from tests.helpers.stylegan2_files import tiny_pair, write_training_checkpoint
 
 def _ros_reference_generator(sd: dict, ws: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distanc
 @pytest.fixture(scope="module")
 def sface_embedder():
     """The real SFace identity embedder (bundled ONNX weights), built once for this module."""
-    from albedogan.nets.identity import build_identity_embedder
+    from albedogan.assets.convert.identity import build_identity_embedder
 
     return build_identity_embedder("sface")
 
@@ -121,7 +121,7 @@ def test_compute_rejects_too_few_images() -> None:
 
 
 def test_fallback_is_labelled_and_inception_never_downloaded(monkeypatch, sface_embedder) -> None:
-    import albedogan.nets.identity as identity
+    import albedogan.assets.convert.identity as identity
 
     calls = []
     monkeypatch.setattr(identity, "build_identity_embedder", lambda kind, path=None: calls.append(kind) or sface_embedder)
@@ -168,7 +168,7 @@ def test_identity_similarity_is_one_for_identical_images(sface_embedder) -> None
 
 
 def test_paired_lpips_zero_for_identical_pairs_and_batched() -> None:
-    from albedogan.nets.perceptual import build_perceptual
+    from albedogan.assets.convert.lpips import build_perceptual
 
     perceptual = build_perceptual("stlpips")
     a, b = _images(5, 0, size=32), _images(5, 1, size=32)

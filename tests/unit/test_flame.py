@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from albedogan.assets.flame_files import write_flame_model, write_landmark_embedding
+from albedogan.assets.synthetic.writers import write_flame_model, write_landmark_embedding
 from albedogan.flame import FLAME, contour_rows, contour_yaw_degrees
 from albedogan.structures import FlameParams
 from tests.helpers.flame_tiny import JAW, LEFT_EYE, N_EXP, N_SHAPE, tiny_flame_model, tiny_landmark_embedding

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from albedogan.assets.locate import AssetFormatError, MissingAssetError
-from albedogan.inference.pipeline import build_pipeline, resample_uv
+from albedogan.inference.pipeline import build_pipeline
 from albedogan.models.weights_file import CKPT_PREFIXES, export_inference_weights, load_inference_weights
+from albedogan.render.uv import resize_uv as resample_uv
 from albedogan.utils.seeding import latents_for_seeds
 from tests.helpers.inference_world import G_KWARGS, tiny_generator, tiny_pipeline, tiny_teacher, write_tiny_checkpoint
 

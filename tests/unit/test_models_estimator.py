@@ -17,14 +17,13 @@ from albedogan.models.estimator import (
     ShapeNetwork,
     build_deca_mica_estimator,
     build_embedded_estimator,
-    crop_boxes,
-    crop_camera_to_image,
 )
 from albedogan.nets.arcface import iresnet50
 from albedogan.nets.encoder import AMBIENT_LIGHT_DC, CompactEncoder, DecaEncoder
 from albedogan.nets.identity import IdentityEmbedder
 from albedogan.nets.mica import MappingNetwork
 from albedogan.render import weak_perspective_project
+from albedogan.render.cameras import crop_boxes, crop_camera_to_image
 from albedogan.structures import FaceEstimate, FlameParams, GroundTruth
 from tests.helpers.compact_state import compact_random_state
 

@@ -16,6 +16,7 @@ from albedogan.models.weights_file import export_inference_weights, load_estimat
 from albedogan.models.estimator import build_embedded_estimator
 from albedogan.models.estimator_pretrain import PARTS, EstimatorPretrainModule
 from albedogan.models.targets import AlbedoTargetBuilder
+from albedogan.teachers.priors import CoefficientPrior
 from albedogan.teachers.procedural import ProceduralTeacher
 from tests.helpers.inference_world import TEACHER_KWARGS
 
@@ -30,7 +31,7 @@ def head(synthetic_data_dir) -> HeadModel:
 
 @pytest.fixture(scope="module")
 def teacher(head) -> ProceduralTeacher:
-    return ProceduralTeacher(head, **TEACHER_KWARGS, n_shape_active=8, n_exp_active=4)
+    return ProceduralTeacher(head, **TEACHER_KWARGS, coefficients=CoefficientPrior(n_shape_active=8, n_exp_active=4))
 
 
 def _module(head, teacher, **kwargs) -> EstimatorPretrainModule:

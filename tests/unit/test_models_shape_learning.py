@@ -120,7 +120,8 @@ def test_landmark_loss_teaches_shape(synthetic_data_dir) -> None:
     torch.manual_seed(0)
     head = HeadModel.synthetic(synthetic_data_dir, n_shape=20, n_exp=10)
     teacher = ProceduralTeacher(head, image_size=32, uv_resolution=32, z_dim=16, w_dim=16, num_ws=8,
-                                calibration_samples=64, n_shape_active=10, n_exp_active=5).freeze()
+                                calibration_samples=64,
+                                coefficients={"n_shape_active": 10, "n_exp_active": 5}).freeze()
     sample = teacher.sample(torch.randn(4, 16, generator=torch.Generator().manual_seed(3)))
     est = build_embedded_estimator(n_shape=20, n_exp=10, input_size=32, channels=(8, 16, 16), hidden_dim=64,
                                    pooling="flatten", output_scale={"cam": 0.2}, shape_network=False,

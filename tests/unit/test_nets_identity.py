@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from albedogan.assets.locate import MissingAssetError
-from albedogan.nets.identity import IdentityEmbedder, build_identity_embedder, cosine_distance, cosine_similarity
+from albedogan.assets.convert.identity import build_identity_embedder
+from albedogan.nets.identity import IdentityEmbedder, cosine_distance, cosine_similarity
 from tests.helpers.real_faces import real_faces, reference_similarity
 
 

@@ -14,13 +14,13 @@ import torch.nn.functional as F
 import torchvision
 
 from albedogan.assets.locate import AssetFormatError, MissingAssetError
-from albedogan.nets.perceptual import (
+from albedogan.assets.convert.lpips import (
     TORCHVISION_BACKBONE_FILES,
-    PerceptualDistance,
     build_perceptual,
     find_torchvision_backbone,
     load_official_lpips,
 )
+from albedogan.nets.perceptual import PerceptualDistance
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from albedogan.nets import ops
 from albedogan.nets import stylegan2 as sg
 
 TINY = dict(z_dim=16, w_dim=16, channel_base=256, channel_max=32)
@@ -24,19 +25,19 @@ def _tiny_g(res: int = 32, seed: int = 0) -> sg.Generator:
 
 
 def test_fir_fast_paths_match_reference_and_preserve_constants() -> None:
-    f = sg.setup_filter()
+    f = ops.setup_filter()
     assert torch.allclose(f.sum(), torch.tensor(1.0)) and f.shape == (4, 4)
     assert torch.allclose(f, torch.outer(torch.tensor([1, 3, 3, 1.0]), torch.tensor([1, 3, 3, 1.0])) / 64)
     x = torch.randn(2, 3, 8, 8)
-    up = sg.upsample2d(x, f)
+    up = ops.upsample2d(x, f)
     assert up.shape == (2, 3, 16, 16)
-    assert torch.allclose(up, sg.upfirdn2d_ref(x, f, up=2, pad=(2, 1, 2, 1), gain=4), atol=1e-6)
-    down = sg.downsample2d(x, f)
+    assert torch.allclose(up, ops.upfirdn2d_ref(x, f, up=2, pad=(2, 1, 2, 1), gain=4), atol=1e-6)
+    down = ops.downsample2d(x, f)
     assert down.shape == (2, 3, 4, 4)
-    assert torch.allclose(down, sg.upfirdn2d_ref(x, f, down=2, pad=(1, 1, 1, 1)), atol=1e-6)
+    assert torch.allclose(down, ops.upfirdn2d_ref(x, f, down=2, pad=(1, 1, 1, 1)), atol=1e-6)
     ones = torch.ones(1, 1, 8, 8)  # interior of a constant image is preserved (gain 4 for upsampling)
-    assert torch.allclose(sg.upsample2d(ones, f)[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
-    assert torch.allclose(sg.downsample2d(ones, f)[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
+    assert torch.allclose(ops.upsample2d(ones, f)[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
+    assert torch.allclose(ops.downsample2d(ones, f)[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
 
 
 def _modconv_reference(x, weight, styles, demodulate, up, f):
@@ -55,7 +56,7 @@ def _modconv_reference(x, weight, styles, demodulate, up, f):
             z[..., ::2, ::2] = xi
             k = w.shape[-1]
             y = F.conv2d(z, w.flip([2, 3]), padding=k - 1)  # == conv_transpose2d(stride 2)
-            outs.append(sg.upfirdn2d_ref(y, f, pad=(1, 1, 1, 1), gain=4))
+            outs.append(ops.upfirdn2d_ref(y, f, pad=(1, 1, 1, 1), gain=4))
     return torch.cat(outs)
 
 
@@ -64,21 +65,21 @@ def _modconv_reference(x, weight, styles, demodulate, up, f):
 def test_modulated_conv2d_fused_unfused_and_reference(up: int, demodulate: bool) -> None:
     torch.manual_seed(1)
     x, weight, styles = torch.randn(3, 4, 6, 6), torch.randn(5, 4, 3, 3), torch.randn(3, 4)
-    f = sg.setup_filter()
+    f = ops.setup_filter()
     ref = _modconv_reference(x, weight, styles, demodulate, up, f)
     for fused in (True, False):
-        y = sg.modulated_conv2d(x, weight, styles, up=up, resample_filter=f, demodulate=demodulate, fused_modconv=fused)
+        y = ops.modulated_conv2d(x, weight, styles, up=up, resample_filter=f, demodulate=demodulate, fused_modconv=fused)
         assert y.shape == (3, 5, 6 * up, 6 * up)
         assert torch.allclose(y, ref, atol=1e-5), (fused, (y - ref).abs().max())
 
 
 def test_bias_act_lrelu_gain_and_clamp() -> None:
     x = torch.tensor([[-1.0, 2.0]])
-    y = sg.bias_act(x, torch.tensor([0.0, 1.0]), act="lrelu")
+    y = ops.bias_act(x, torch.tensor([0.0, 1.0]), act="lrelu")
     assert torch.allclose(y, torch.tensor([[-0.2 * math.sqrt(2), 3 * math.sqrt(2)]]))
-    assert sg.bias_act(x * 100, act="lrelu", clamp=5.0).max() == 5.0
+    assert ops.bias_act(x * 100, act="lrelu", clamp=5.0).max() == 5.0
     with pytest.raises(ValueError, match="unsupported activation"):
-        sg.bias_act(x, act="gelu")
+        ops.bias_act(x, act="gelu")
 
 
 def test_config_f_channels_names_and_parameter_counts() -> None:

@@ -4,8 +4,17 @@ import math
 
 import torch
 
-from albedogan.render import FaceRenderer, UVSpace, mirror_complete, sample_texture
+from albedogan.flame.symmetry import mirror_face_uvs, mirror_vertex_pairs
+from albedogan.render import FaceRenderer, UVMirror, UVSpace, mirror_complete, sample_texture
 from albedogan.render import uv_grid, uv_sphere, weak_perspective_project
+
+
+_FLIP = lambda t: t.flip(-1)  # noqa: E731  the mirror of the toy layouts below, which ARE symmetric about u = 0.5
+
+
+def _sphere_mirror_uvs(m):
+    pairs, _ = mirror_vertex_pairs(m.verts.double().numpy(), m.faces.numpy())
+    return torch.from_numpy(mirror_face_uvs(m.faces.numpy(), m.faces_uvs.numpy(), m.verts_uvs.numpy(), pairs)[0])
 
 
 def _texel_center_uvs(hu, wu, dtype=torch.float32):
@@ -116,18 +125,18 @@ def test_mirror_complete_exact_on_half_visible_map():
     vis = torch.zeros(1, 1, 8, 16, dtype=torch.float64)
     vis[..., :8] = 1.0
     seen = tex * vis
-    done, cov = mirror_complete(seen, vis)
+    done, cov = mirror_complete(seen, vis, _FLIP)
     torch.testing.assert_close(done, tex)
     assert (cov == 1).all()
     # soft blend formula at a texel seen with weight 0.25 whose mirror has weight 1
     w = vis.clone()
     w[..., 0, 10] = 0.25
     other = torch.rand(1, 3, 8, 16, dtype=torch.float64)
-    done2, cov2 = mirror_complete(other, vis, weights=w)
+    done2, cov2 = mirror_complete(other, vis, _FLIP, weights=w)
     expected = (0.25 * other[..., 0, 10] + 0.75 * other[..., 0, 5]) / 1.0
     torch.testing.assert_close(done2[..., 0, 10], expected)
     # nothing seen on either side: empty and zero coverage
-    d3, c3 = mirror_complete(other, torch.zeros_like(vis))
+    d3, c3 = mirror_complete(other, torch.zeros_like(vis), _FLIP)
     assert (d3 == 0).all() and (c3 == 0).all()
 
 
@@ -138,7 +147,8 @@ def test_mirror_completion_restores_symmetric_texture_on_turned_sphere():
     ndc = weak_perspective_project(verts, cam)
     uvs = UVSpace(m.faces, m.verts_uvs, m.faces_uvs, (32, 64))
     unwrapped, vis = uvs.unwrap(r(ndc, tex).image, ndc, soft_facing=0.3)
-    done, cov = mirror_complete(unwrapped, vis)
+    mirror = UVMirror(m.faces, m.verts_uvs, m.faces_uvs, _sphere_mirror_uvs(m), (32, 64)).double()
+    done, cov = mirror_complete(unwrapped, vis, mirror)
     assert (cov >= vis).all()
     seen_area, done_area = (vis > 0.99).sum(), (cov > 0.99).sum()
     assert done_area > 1.5 * seen_area  # one side was turned away and is now filled

@@ -72,15 +72,16 @@ def test_ranges_respected_and_used(teacher) -> None:
     world = teacher.decode(ws)
     p = world.params
     yaw, pitch, roll = p.global_pose[:, 1], p.global_pose[:, 0], p.global_pose[:, 2]
-    for value, limit in ((yaw, teacher.yaw_max), (pitch, teacher.pitch_max), (roll, teacher.roll_max)):
+    pose, coefficients, camera = teacher.pose_prior, teacher.coefficient_prior, teacher.camera_prior
+    for value, limit in ((yaw, pose.yaw_max), (pitch, pose.pitch_max), (roll, pose.roll_max)):
         assert value.abs().max() <= limit and value.abs().max() > 0.6 * limit
     jaw = p.jaw_pose[:, 0]
-    assert jaw.min() >= 0 and jaw.max() <= teacher.jaw_max and jaw.max() - jaw.min() > 0.5 * teacher.jaw_max
-    assert p.shape.abs().max() <= 3 * teacher.shape_std and 0.6 < p.shape.std() < 1.3
-    assert p.expression.abs().max() <= 3 * teacher.expression_std
+    assert jaw.min() >= 0 and jaw.max() <= pose.jaw_max and jaw.max() - jaw.min() > 0.5 * pose.jaw_max
+    assert p.shape.abs().max() <= 3 * coefficients.shape_std and 0.6 < p.shape.std() < 1.3
+    assert p.expression.abs().max() <= 3 * coefficients.expression_std
     assert torch.all(p.neck_pose == 0) and torch.all(p.eye_pose == 0)
-    assert world.cam_jitter[:, 0].abs().max() <= teacher.scale_jitter
-    assert world.cam_jitter[:, 1:].abs().max() <= teacher.translation_jitter
+    assert world.cam_jitter[:, 0].abs().max() <= camera.scale_jitter
+    assert world.cam_jitter[:, 1:].abs().max() <= camera.translation_jitter
     for codes in (world.albedo_codes, world.background_codes):
         assert codes.abs().max() <= 1
     # codes are roughly uniform on (-1, 1): the mean |u| of a uniform is 1/2
@@ -172,12 +173,14 @@ def test_hydra_config_instantiates(synthetic_head_model) -> None:
     assert OmegaConf.is_missing(cfg, "head")
     cfg = OmegaConf.merge(cfg, TINY)
     t = instantiate(cfg, head=synthetic_head_model)
-    assert isinstance(t, ProceduralTeacher) and t.image_size == 32 and t.yaw_max == cfg.yaw_max
+    assert isinstance(t, ProceduralTeacher) and t.image_size == 32 and t.pose_prior.yaw_max == cfg.pose.yaw_max
     assert t.sample(_z(1)).image.shape == (1, 3, 32, 32)
 
 
 def test_bad_arguments_raise(synthetic_head_model) -> None:
     with pytest.raises(ValueError, match="ambient_range"):
-        ProceduralTeacher(synthetic_head_model, ambient_range=(0.8, 0.2), **TINY)
+        ProceduralTeacher(synthetic_head_model, light={"ambient_range": (0.8, 0.2)}, **TINY)
+    with pytest.raises(ValueError, match="pose: .*yaw"):
+        ProceduralTeacher(synthetic_head_model, pose={"yaw": 0.3}, **TINY)  # a misspelt field names the record
     with pytest.raises(ValueError, match="image_size"):
         ProceduralTeacher(synthetic_head_model, **{**TINY, "image_size": 0})

@@ -47,7 +47,8 @@ import torch
 
 from albedogan.assets.locate import AssetFormatError
 from albedogan.assets.safe_pickle import UnsafePickleError
-from albedogan.nets.stylegan2 import Discriminator, Generator, setup_filter
+from albedogan.nets.ops import setup_filter
+from albedogan.nets.stylegan2 import Discriminator, Generator
 from albedogan.utils.logging import get_logger
 
 __all__ = [

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from albedogan.assets.flame_files import (
-    FlameAssetPaths,
-    FlameModelData,
-    LandmarkEmbedding,
-    UVTemplate,
+from albedogan.assets.flame_assets import FlameAssetPaths
+from albedogan.assets.flame_model import FlameModelData
+from albedogan.assets.landmark_embedding import LandmarkEmbedding
+from albedogan.assets.synthetic.writers import (
     write_flame_model,
     write_landmark_embedding,
     write_uv_mask,
     write_uv_template,
 )
+from albedogan.assets.uv_template import UVTemplate
 from albedogan.assets.synthetic.basis import build_basis, vertex_normals
 from albedogan.assets.synthetic.landmarks import build_landmarks
 from albedogan.assets.synthetic.masks import build_masks
@@ -39,7 +39,7 @@ from albedogan.utils.logging import get_logger
 __all__ = ["SYNTHETIC_HEAD_VERSION", "SYNTHETIC_DIRNAME", "SyntheticHead", "build_synthetic_head",
            "ensure_synthetic_head", "synthetic_asset_paths"]
 
-SYNTHETIC_HEAD_VERSION = 2
+SYNTHETIC_HEAD_VERSION = 3
 """Bump whenever the generator's output changes: cached folders of another version are rebuilt."""
 
 SYNTHETIC_DIRNAME = "synthetic_flame"

@@ -96,7 +96,7 @@ def _contour_vertices(mesh: HeadMesh, yaw_deg: float, candidates: np.ndarray) ->
 
 
 def build_landmarks(mesh: HeadMesh, normals: np.ndarray) -> dict[str, np.ndarray]:
-    """Landmark embedding arrays (names and shapes of :class:`~albedogan.assets.flame_files.LandmarkEmbedding`).
+    """Landmark embedding arrays (names and shapes of :class:`~albedogan.assets.landmark_embedding.LandmarkEmbedding`).
 
     Args:
         mesh: the rest-pose head.

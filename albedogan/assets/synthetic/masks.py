@@ -1,6 +1,6 @@
 """UV-space region masks of the synthetic head (``uv_face_mask.png`` / ``uv_face_eye_mask.png`` content).
 
-The skin UVs form a tensor-product grid (u by column, v by row), so a texel is mapped back to fractional grid
+The skin UVs form a tensor-product grid (u by column through ``warp_u``, v by row), so a texel is mapped back to fractional grid
 coordinates and a per-vertex region value is interpolated bilinearly; the eyeballs are discs in their own corners.
 """
 
@@ -9,7 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 from albedogan.assets.synthetic.field import EYE_CENTERS, EYE_RADIUS
-from albedogan.assets.synthetic.mesh import EYE_UV_CENTER, EYE_UV_RADIUS, N_COLS, N_ROWS, V_BOTTOM, V_TOP, HeadMesh
+from albedogan.assets.synthetic.mesh import (
+    EYE_UV_CENTER,
+    EYE_UV_RADIUS,
+    N_COLS,
+    N_ROWS,
+    RIGHT_EYE_UV_CENTER,
+    V_BOTTOM,
+    V_TOP,
+    HeadMesh,
+    unwarp_u,
+)
 
 __all__ = ["MASK_SIZE", "build_masks", "face_region"]
 
@@ -29,7 +39,7 @@ def face_region(mesh: HeadMesh, normals: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def _grid_sample(values: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Bilinear lookup of per-grid-vertex ``values`` (N_ROWS, N_COLS) at UV positions (H, W); 0 off the grid."""
-    col = u * N_COLS
+    col = unwarp_u(u) * N_COLS
     row = (V_TOP - v) / (V_TOP - V_BOTTOM) * N_ROWS - 1.0
     on = (row >= 0.0) & (row <= N_ROWS - 1)
     r0 = np.clip(np.floor(row).astype(np.int64), 0, N_ROWS - 2)
@@ -49,6 +59,6 @@ def build_masks(mesh: HeadMesh, normals: np.ndarray) -> tuple[np.ndarray, np.nda
     face_uv = _grid_sample(face[mesh.grid_index], u, v) > 0.5
     socket_uv = _grid_sample(np.maximum(socket, face)[mesh.grid_index], u, v) > 0.5
     eyes = np.zeros_like(face_uv)
-    for cu in (EYE_UV_CENTER[0], 1.0 - EYE_UV_CENTER[0]):
-        eyes |= np.hypot(u - cu, v - EYE_UV_CENTER[1]) < EYE_UV_RADIUS * 0.55
+    for cu, cv in (EYE_UV_CENTER, RIGHT_EYE_UV_CENTER):
+        eyes |= np.hypot(u - cu, v - cv) < EYE_UV_RADIUS * 0.55
     return face_uv.astype(np.float64), (socket_uv | eyes | face_uv).astype(np.float64)

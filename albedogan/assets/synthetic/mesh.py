@@ -7,8 +7,12 @@ One row follows the mouth line; inside the mouth its vertices are duplicated, th
 lip, which cuts the mouth slit that opens with the jaw. The eyeballs are separate UV spheres, as in FLAME.
 
 UV layout (OBJ convention, v = 1 at the top of the texture image): the skin grid fills u in [0, 1] and v in
-[V_BOTTOM, V_TOP] with the face centred at u = 0.5 and a seam at the back of the head (u = 0 and u = 1); the eyeballs
-are discs in the bottom corners. Mirrored vertices have mirrored UVs (u -> 1 - u, same v).
+[V_BOTTOM, V_TOP] with a seam at the back of the head (u = 0 and u = 1); the eyeballs are discs in the bottom
+corners. Like FLAME's layout (DECA's ``head_template.obj``: partner of a face texel at u' = 1 - u - 0.0068, eye
+islands not mirror images), it is deliberately *not* mirror symmetric, so code that mirrors UV maps by a width flip
+fails on it: the grid columns are placed by :func:`warp_u` (the right half, x < 0, is compressed and the face centre
+sits at u = 0.5 - U_SHIFT), and the right eyeball's island is shifted and turned (:data:`RIGHT_EYE_UV_CENTER`,
+:data:`RIGHT_EYE_UV_TURN`) rather than mirrored.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 
 from albedogan.assets.synthetic.field import EYE_CENTERS, EYE_RADIUS, MOUTH_Y, NECK_CENTER_Z, NECK_RADII, head_field
 
-__all__ = ["HEAD_CENTER", "HeadMesh", "build_mesh", "MIRROR"]
+__all__ = ["HEAD_CENTER", "HeadMesh", "build_mesh", "MIRROR", "unwarp_u", "warp_u"]
 
 HEAD_CENTER = np.array([0.0, 0.0, -0.005])
 """Origin (m) of the rays that place the skin vertices."""
@@ -37,7 +41,30 @@ EYE_RINGS = 10
 EYE_SEGMENTS = 16
 V_TOP, V_BOTTOM = 0.995, 0.165
 EYE_UV_CENTER = np.array([0.925, 0.078])
+"""Centre of the left eyeball's (+X) UV disc."""
 EYE_UV_RADIUS = 0.072
+U_SHIFT = 0.02
+"""How far (in u) :func:`warp_u` moves the face centre off u = 0.5: mirror partners sit at u' != 1 - u."""
+RIGHT_EYE_UV_CENTER = np.array([1.0 - 0.925 + 0.02, 0.078 - 0.004])
+"""Centre of the right eyeball's UV disc: not the mirror image of the left one's (which would be (0.075, 0.078))."""
+RIGHT_EYE_UV_TURN = np.deg2rad(25.0)
+"""The right eyeball's disc is the mirror image of the left one's turned by this angle (radians) about its centre."""
+
+
+def warp_u(s: np.ndarray) -> np.ndarray:
+    """Symmetric skin-grid coordinate s in [0, 1] (s = 0.5 face centre, column j at s = j / N_COLS) -> texture u.
+
+    Piecewise linear, u(0) = 0, u(1) = 1, u(0.5) = 0.5 - U_SHIFT: the right half (s < 0.5) is compressed and the
+    left half stretched, so the layout is not symmetric about any vertical line.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    return s - U_SHIFT * (1.0 - np.abs(2.0 * s - 1.0))
+
+
+def unwarp_u(u: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`warp_u`: texture u in [0, 1] -> skin-grid coordinate s."""
+    u = np.asarray(u, dtype=np.float64)
+    return np.where(u <= 0.5 - U_SHIFT, u / (1.0 - 2.0 * U_SHIFT), (u + 2.0 * U_SHIFT) / (1.0 + 2.0 * U_SHIFT))
 
 
 @dataclass(frozen=True)
@@ -180,8 +207,10 @@ def _eyeball(center: np.ndarray, mirrored: bool) -> tuple[np.ndarray, np.ndarray
     uvs = np.concatenate([uvs, back_uv])
     faces_uv = faces.copy()
     faces_uv[-L:, 0] = 1 + K * L + np.arange(L)
-    if mirrored:
-        uvs = uvs * np.array([-1.0, 1.0]) + np.array([1.0, 0.0])
+    if mirrored:  # mirror the disc, then turn it and move it: the right island is not the left one's mirror image
+        c, s = np.cos(RIGHT_EYE_UV_TURN), np.sin(RIGHT_EYE_UV_TURN)
+        rel = (uvs - EYE_UV_CENTER) * np.array([-1.0, 1.0])
+        uvs = RIGHT_EYE_UV_CENTER + rel @ np.array([[c, s], [-s, c]])
         faces = faces[:, [0, 2, 1]]
         faces_uv = faces_uv[:, [0, 2, 1]]
     return verts, faces, uvs, faces_uv
@@ -247,11 +276,11 @@ def build_mesh() -> HeadMesh:
     skin_faces = np.concatenate([pole_f, quads_f])
 
     # skin UVs: a (R, C + 1) grid (column C repeats column 0 at u = 1) plus one pole uv per fan triangle
-    us = np.arange(N_COLS + 1) / N_COLS
+    us = warp_u(np.arange(N_COLS + 1) / N_COLS)
     vs = V_TOP - (np.arange(N_ROWS) + 1) / N_ROWS * (V_TOP - V_BOTTOM)
     uv_grid = np.stack(np.meshgrid(us, vs, indexing="xy"), axis=-1).reshape(-1, 2)  # (R*(C+1), 2)
     uv_index = np.arange(N_ROWS * (N_COLS + 1)).reshape(N_ROWS, N_COLS + 1)
-    pole_uv = np.stack([(j0 + 0.5) / N_COLS, np.full(N_COLS, V_TOP)], axis=1)
+    pole_uv = np.stack([warp_u((j0 + 0.5) / N_COLS), np.full(N_COLS, V_TOP)], axis=1)
     pole_uv_idx = len(uv_grid) + j0
     ju = j0 + 1  # uv column of the right-hand side of each quad (N_COLS for the seam quad)
     ua, ub = uv_index[:-1, j0], uv_index[1:, j0]
