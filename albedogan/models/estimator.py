@@ -36,6 +36,7 @@ from albedogan.nets.encoder import (
 )
 from albedogan.nets.identity import IdentityEmbedder
 from albedogan.nets.mica import MappingNetwork
+from albedogan.nets.norm import freeze_norm_stats
 from albedogan.render.cameras import pixels_to_ndc
 from albedogan.structures import FaceEstimate, FlameParams, GroundTruth
 from albedogan.utils.shapes import assert_shape
@@ -316,7 +317,8 @@ class NetworkEstimator(FaceEstimator):
         input_size: encoder crop side S (default: ``encoder.input_size`` or 224).
         crop_scale: with landmarks5, crop side / 5-point extent (see :func:`crop_boxes`).
         trainable: parts whose parameters train (subset of :data:`TRAINABLE_PARTS`); everything else is frozen
-            (``requires_grad=False`` and kept in eval mode so BatchNorm statistics never change).
+            (``requires_grad=False`` and kept in eval mode). BatchNorm statistics never change, trainable parts
+            included (the frozen-statistics rule of :mod:`albedogan.nets.norm`).
 
     The estimator is constructed in eval mode; :meth:`train` puts only the trainable parts in training mode.
     """
@@ -395,12 +397,15 @@ class NetworkEstimator(FaceEstimator):
         return out
 
     def train(self, mode: bool = True) -> "NetworkEstimator":
-        """Set training mode on the trainable parts only; frozen parts stay in eval mode."""
+        """Set training mode on the trainable parts only; frozen parts stay in eval mode, and every BatchNorm layer
+        (all belong to pretrained networks: DECA's ResNet-50, ArcFace / MICA, SFace) keeps its running statistics
+        (:func:`~albedogan.nets.norm.freeze_norm_stats`), so phase B works at batch 1 and never rewrites them."""
         nn.Module.train(self, False)
         if mode:
             for modules in self._trainable_modules().values():
                 for m in modules:
                     m.train(True)
+            freeze_norm_stats(self)
         self.training = mode
         return self
 
