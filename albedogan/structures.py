@@ -192,9 +192,17 @@ class TeacherSample(_TensorRecord):
         ws: (N, num_ws, w_dim) the W+ latents that produced the images (after truncation) — what G_A is fed.
         z: (N, z_dim) the input latents, or None when the sample was synthesised from given ws.
         truth: ground truth when the teacher has it (procedural world), else None.
+        image_full: optional (N, 3, Hf, Wf) float RGB in [0, 1], the same images at the teacher's full resolution
+            (StyleGAN2: 1024²) when ``image`` is smaller; self-distillation targets are unwrapped from it.
     """
 
     image: torch.Tensor
     ws: torch.Tensor
     z: Optional[torch.Tensor] = None
     truth: Optional[GroundTruth] = None
+    image_full: Optional[torch.Tensor] = None
+
+    @property
+    def target_image(self) -> torch.Tensor:
+        """The image targets are unwrapped from: ``image_full`` when the teacher gave one, else ``image``."""
+        return self.image if self.image_full is None else self.image_full
