@@ -41,7 +41,9 @@ def build_pipeline_from_config(cfg: DictConfig, head, device: torch.device):
     if cfg.checkpoint is not None and not Path(str(cfg.checkpoint)).is_file():
         load_inference_weights(cfg.checkpoint)  # raises the missing-checkpoint error before anything is built
     teacher = hydra.utils.instantiate(cfg.teacher, head=head)
-    estimator = hydra.utils.instantiate(cfg.estimator) if cfg.get("estimator") is not None else None
+    from albedogan.models.builder import _instantiate_with_head
+
+    estimator = _instantiate_with_head(cfg.estimator, head) if cfg.get("estimator") is not None else None
     g_kwargs = cfg.get("albedo_generator")
     prefixes = cfg.get("checkpoint_prefixes")
     return build_pipeline(

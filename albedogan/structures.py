@@ -155,11 +155,14 @@ class FaceEstimate(_TensorRecord):
         params: FLAME parameters (shape from the identity network, expression/pose from the encoder).
         cam: (N, 3) weak-perspective camera ``[s, tx, ty]`` (``albedogan.render.weak_perspective_project``).
         light: (N, 9, 3) SH lighting coefficients (``albedogan.render.sh_lighting``).
+        displacement: optional (N, 1, S, S) UV displacement along the coarse normals (metres; DECA's detail,
+            S = 256, 0 outside the face-eye mask), from estimators with detail networks in eval mode.
     """
 
     params: FlameParams
     cam: torch.Tensor
     light: torch.Tensor
+    displacement: Optional[torch.Tensor] = None
 
     @property
     def batch_size(self) -> int:

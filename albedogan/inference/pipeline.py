@@ -125,7 +125,8 @@ def world_record(world: Mapping[str, Any] | None) -> dict[str, Any]:
     return {} if world is None else clean(world)
 
 
-WORLD_KEYS_FREE_AT_INFERENCE = frozenset({"teacher.image_size", "estimator.trainable"})
+WORLD_KEYS_FREE_AT_INFERENCE = frozenset({"teacher.image_size", "teacher.target_image_size", "estimator.trainable",
+                                          "estimator.detail"})
 """World settings inference may change without breaking the trained weights (render size, training-only flags)."""
 
 

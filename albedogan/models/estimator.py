@@ -327,6 +327,8 @@ class NetworkEstimator(FaceEstimator):
         n_exp: expression coefficients returned (padded / truncated from the encoder's).
         input_size: encoder crop side S (default: ``encoder.input_size`` or 224).
         crop_scale: with landmarks5, crop side / 5-point extent (see :func:`crop_boxes`).
+        detail: optional :class:`~albedogan.models.detail.DecaDetail` (DECA's E_detail + D_detail); in eval mode
+            the estimate then carries ``displacement`` (N, 1, 256, 256) from the same encoder crop. Never trained.
         trainable: parts whose parameters train (subset of :data:`TRAINABLE_PARTS`); everything else is frozen
             (``requires_grad=False`` and kept in eval mode). BatchNorm statistics never change, trainable parts
             included (the frozen-statistics rule of :mod:`albedogan.nets.norm`).
@@ -343,9 +345,11 @@ class NetworkEstimator(FaceEstimator):
         input_size: Optional[int] = None,
         crop_scale: float = 3.0,
         trainable: Iterable[str] = ("shape_mapping", "identity_upper"),
+        detail: Optional[nn.Module] = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
+        self.detail = detail
         self.shape_net = shape_net
         self.n_shape, self.n_exp = int(n_shape), int(n_exp)
         self.input_size = int(input_size if input_size is not None else getattr(encoder, "input_size", 224))
@@ -438,13 +442,18 @@ class NetworkEstimator(FaceEstimator):
         """Estimate from images (``truth`` is ignored); see :meth:`FaceEstimator.forward`."""
         assert_shape(images, [None, 3, None, None], "images")
         boxes = crop_boxes(images, landmarks5, self.crop_scale)  # (N, 4)
-        code = self.encoder(_crop(images, None if landmarks5 is None else boxes, self.input_size))
+        crops = _crop(images, None if landmarks5 is None else boxes, self.input_size)  # (N, 3, S, S)
+        code = self.encoder(crops)
         if self.shape_net is not None:
             shape = _fit(self.shape_net(images, landmarks5), self.n_shape)
         else:
             shape = _fit(code.shape, self.n_shape)
         params = FlameParams.from_deca(shape, _fit(code.expression, self.n_exp), code.pose)
-        return FaceEstimate(params=params, cam=crop_camera_to_image(code.cam, boxes), light=code.light)
+        displacement = None
+        if self.detail is not None and not self.training:
+            displacement = self.detail.displacement(crops, code.expression, code.pose[:, 3:])
+        return FaceEstimate(params=params, cam=crop_camera_to_image(code.cam, boxes), light=code.light,
+                            displacement=displacement)
 
 
 def build_deca_mica_estimator(
@@ -454,15 +463,32 @@ def build_deca_mica_estimator(
     n_exp: int = 50,
     crop_scale: float = 3.0,
     trainable: Iterable[str] = ("shape_mapping", "identity_upper"),
+    detail: Optional[bool] = None,
+    head: Optional[nn.Module] = None,
 ) -> NetworkEstimator:
     """Official estimator: DECA's ``E_flame`` (``deca_model.tar``) + MICA (``mica.tar``; None = DECA's shape).
 
+    ``detail``: DECA's detail displacement (``E_detail`` + ``D_detail`` from the same file, see
+    :class:`~albedogan.models.detail.DecaDetail`): None = on when the file has them and a ``head`` is given (the
+    training / inference builders inject it), True = required, False = off.
+
     Raises:
         MissingAssetError, AssetFormatError, CheckpointKeyError, UnsafePickleError: from the loaders, naming the file.
+        ValueError: ``detail=True`` but the file has no detail networks or no head is given.
     """
-    from albedogan.assets.convert.deca import load_deca_encoder
+    from albedogan.assets.convert.deca import load_deca_detail, load_deca_encoder
 
     encoder: DecaEncoder = load_deca_encoder(deca_path)
+    detail_model = None
+    if detail is not False:
+        nets = load_deca_detail(deca_path) if head is not None else None
+        if nets is not None:
+            from albedogan.models.detail import DecaDetail
+
+            detail_model = DecaDetail(nets[0], nets[1], head)
+        elif detail:
+            raise ValueError(f"build_deca_mica_estimator: detail=true but {deca_path} has no E_detail/D_detail "
+                             "weights" if head is not None else "build_deca_mica_estimator: detail=true needs the head")
     shape_net = None
     if mica_path is not None:
         from albedogan.assets.convert.mica import load_mica
@@ -471,7 +497,7 @@ def build_deca_mica_estimator(
         shape_net = ShapeNetwork(IdentityEmbedder(mica.arcface, "arcface", frozen=False), mica.regressor)
     else:
         trainable = [t for t in trainable if t in ("encoder", "shape_head")]
-    return NetworkEstimator(encoder, shape_net, n_shape, n_exp, 224, crop_scale, trainable)
+    return NetworkEstimator(encoder, shape_net, n_shape, n_exp, 224, crop_scale, trainable, detail=detail_model)
 
 
 def build_embedded_estimator(
