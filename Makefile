@@ -50,6 +50,9 @@ head-grid: install ## contact sheet of the configured head model (FLAME=syntheti
 bench: install ## throughput benchmarks (CPU here; full sizes on a GPU)
 	$(PY) -m albedogan.bench
 
+bench-gpu: install ## paper-size GPU benchmarks (eager/compiled, fp32/bf16, peak memory); fails in one line without CUDA
+	$(PY) -m albedogan.bench --full --device cuda --json outputs/bench_gpu.json
+
 clean: ## remove caches and outputs (keeps .venv and data/)
 	rm -rf .pytest_cache .hypothesis outputs logs multirun
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
