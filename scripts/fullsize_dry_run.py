@@ -36,14 +36,16 @@ def _timed(cmd: list[str], log: Path, env: dict[str, str]) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])} ... failed (exit {proc.returncode}); log {log}:\n{text[-4000:]}")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    return {"wall_s": round(time.perf_counter() - start, 1), "peak_rss_mb": round(int(rss.group(1)) / 1024) if rss else None}
+    peak = round(int(rss.group(1)) / 1024) if rss else None
+    return {"wall_s": round(time.perf_counter() - start, 1), "peak_rss_mb": peak}
 
 
 def _size_mb(path: Path) -> float:
     return round(path.stat().st_size / 2 ** 20, 1)
 
 
-def _train(name: str, out: Path, assets: Path, env: dict, batch: int, uv: int, steps: int, resume: Path | None = None) -> dict:
+def _train(name: str, out: Path, assets: Path, env: dict, batch: int, uv: int, steps: int,
+           resume: Path | None = None) -> dict:
     run = out / name
     args = [sys.executable, "train.py", "experiment=ffhq", "trainer=cpu", "logger=csv", f"paths.assets_dir={assets}",
             f"paths.output_dir={run}", f"hydra.run.dir={run}/hydra", f"data.batch_size={batch}",
@@ -105,7 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
         save()
         export = out / "resume_b1" / "checkpoints" / "inference.safetensors"
         results["generate_1024"] = _infer("generate_1024", out, assets, env, export,
-                                          ["mode=generate", "mode.seeds=[0,1]", "mode.batch_size=2", "render_size=1024"])
+                                          ["mode=generate", "mode.seeds=[0,1]", "mode.batch_size=2",
+                                           "render_size=1024"])
         save()
         results["reconstruct_1024"] = _infer("reconstruct_1024", out, assets, env, export,
                                              ["mode=reconstruct", f"input={photo}", "mode.invert.steps=2",

@@ -315,7 +315,8 @@ class AlbedoGANModule(pl.LightningModule):
         self.identity_loss = IdentityLoss(identity_embedder) if uses_id else None
         self.perceptual = perceptual.requires_grad_(False).eval() if uses_pc else None
         self.path_length = PathLengthPenalty()
-        self.renderer = FaceRenderer(head.faces, head.verts_uvs, head.faces_uvs, teacher.image_size, texture_filter="mip")
+        self.renderer = FaceRenderer(head.faces, head.verts_uvs, head.faces_uvs, teacher.image_size,
+                                     texture_filter="mip")  # area-filtered albedo: every seen texel gets gradient
         self.weights = weights
         self.optimizer_gan = optimizer_gan
         self.optimizer_shape = optimizer_shape

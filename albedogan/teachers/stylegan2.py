@@ -5,7 +5,8 @@ nominal [-1, 1] to [0, 1] (clamped), and optionally resized (area filter for dow
 to ``image_size`` — the image the encoders, renders and image losses work at. When that is smaller than the
 generator's resolution, the sample also carries the full-resolution image (``TeacherSample.image_full``, or
 resized to ``target_image_size``): the self-distillation targets are unwrapped from it, so a 1024² UV albedo
-learns from 1024² pixels (as the official code unwraps from the 1024² crop), not from the 224² loss image. Truncation moves w toward ``G.mapping.w_avg`` with ``truncation_psi`` (0.5 as in AlbedoGAN).
+learns from 1024² pixels (as the official code unwraps from the 1024² crop), not from the 224² loss image.
+Truncation moves w toward ``G.mapping.w_avg`` with ``truncation_psi`` (0.5 as in AlbedoGAN).
 There is no ground truth (``TeacherSample.truth`` is None).
 """
 

@@ -88,7 +88,8 @@ def tiny_uv_template(model: FlameModelData) -> UVTemplate:
 FLAME_VERTICES, FLAME_FACES, FLAME_SHAPE, FLAME_EXP = 5023, 9976, 300, 100
 
 
-def flame_sized_head(seed: int = 0, rows: int = 81, cols: int = 62, dropped: int = 6) -> tuple[FlameModelData, UVTemplate]:
+def flame_sized_head(seed: int = 0, rows: int = 81, cols: int = 62,
+                     dropped: int = 6) -> tuple[FlameModelData, UVTemplate]:
     """A head-like ellipsoid with FLAME's exact sizes and joint tree, random bases, and a seamless UV layout.
 
     Topology: a ``rows x cols`` latitude/longitude band (wrapping around y) closed at the top by a fan around one
@@ -126,9 +127,11 @@ def flame_sized_head(seed: int = 0, rows: int = 81, cols: int = 62, dropped: int
     fan_cols = np.arange(cols)[keep]
     verts_uvs = np.concatenate([np.stack([uu.ravel(), vv.ravel()], 1),
                                 np.stack([(fan_cols + 0.5) / cols, np.ones(len(fan_cols))], 1)])
-    ua, ub, uc, ud = uv_grid[:-1, :-1].ravel(), uv_grid[:-1, 1:].ravel(), uv_grid[1:, :-1].ravel(), uv_grid[1:, 1:].ravel()
+    ua, ub = uv_grid[:-1, :-1].ravel(), uv_grid[:-1, 1:].ravel()
+    uc, ud = uv_grid[1:, :-1].ravel(), uv_grid[1:, 1:].ravel()
     uv_band = np.concatenate([np.stack([ua, ud, ub], 1), np.stack([ua, uc, ud], 1)])
-    uv_fan = np.stack([uv_grid[-1, fan_cols], rows * (cols + 1) + np.arange(len(fan_cols)), uv_grid[-1, fan_cols + 1]], 1)
+    pole_uvs = rows * (cols + 1) + np.arange(len(fan_cols))
+    uv_fan = np.stack([uv_grid[-1, fan_cols], pole_uvs, uv_grid[-1, fan_cols + 1]], 1)
     faces_uvs = np.concatenate([uv_band, uv_fan])
     faces_uvs[flip] = faces_uvs[flip][:, [0, 2, 1]]
 

@@ -94,7 +94,7 @@ def _write_estimators(root: Path, full_size: bool, seed: int) -> None:
     with torch.no_grad():  # a plausible camera: scale ~ 9 NDC per metre, small translation (DECA's cam at 206:209)
         e_flame.layers[2].bias[206:209] = torch.tensor([9.0, 0.0, 0.0])
         e_flame.layers[2].weight[206:209].mul_(0.01)
-        e_flame.layers[2].bias[209:212] = 3.5  # ambient white light: the first SH band of R, G, B (light 209:236 -> 9x3)
+        e_flame.layers[2].bias[209:212] = 3.5  # white ambient light: SH band 0 of R, G, B (light 209:236 -> 9x3)
     deca = {"E_flame": e_flame.state_dict(), "E_detail": sane_random_(DetailEncoder(), seed + 12).state_dict(),
             "D_detail": sane_random_(DetailDecoder(), seed + 13).state_dict()}
     torch.save(deca, root / "deca_model.tar")

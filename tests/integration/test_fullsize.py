@@ -25,7 +25,8 @@ def test_fullsize_dry_run(tmp_path):
     driver = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(driver)
     out = Path(os.environ.get("FULLSIZE_OUT", tmp_path / "fullsize"))
-    argv = ["--out", str(out)] + (["--assets", os.environ["FULLSIZE_ASSETS"]] if os.environ.get("FULLSIZE_ASSETS") else [])
+    assets = os.environ.get("FULLSIZE_ASSETS")
+    argv = ["--out", str(out)] + (["--assets", assets] if assets else [])
     results = driver.main(argv)
     assert json.loads((out / "fullsize.json").read_text())["finished"]
 
