@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {"threads": env["OMP_NUM_THREADS"], "cpu_count": os.cpu_count(), "started": time.ctime()}
     assets = args.assets.resolve() if args.assets else out / "assets"
     if not (assets / "mica.tar").is_file():
-        code = ("from tests.helpers.official_assets import write_official_assets; "
-                f"write_official_assets({str(assets)!r}, full_size=True)")
+        code = ("from tests.helpers.fullsize_assets import write_paper_assets; "
+                f"write_paper_assets({str(assets)!r}, full_size=True)")
         results["assets"] = _timed([sys.executable, "-c", code], out / "assets.log", env)
     results["assets_mb"] = {p.name: _size_mb(p) for p in sorted(assets.rglob("*")) if p.is_file()}
 

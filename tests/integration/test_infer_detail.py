@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from tests.helpers.inference_world import write_tiny_checkpoint
-from tests.helpers.official_assets import write_official_assets
+from tests.helpers.fullsize_assets import write_paper_assets
 
 pytestmark = pytest.mark.integration
 
 
 def test_generate_writes_detail_mesh(project_root, tmp_path):
-    assets = write_official_assets(tmp_path / "assets", full_size=False)
+    assets = write_paper_assets(tmp_path / "assets", full_size=False)
     ckpt = write_tiny_checkpoint(tmp_path / "g_a.safetensors", seed=4)  # w_dim 16, as the small teacher
     out = subprocess.run(
         [sys.executable, "infer.py", "mode=generate", "world=ffhq", f"paths.assets_dir={assets}", f"checkpoint={ckpt}",

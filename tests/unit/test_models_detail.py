@@ -15,7 +15,7 @@ from albedogan.flame.head import HeadModel
 from albedogan.models.detail import DecaDetail, dense_grid_faces
 from albedogan.nets.deca_detail import DetailDecoder, DetailEncoder
 from tests.helpers.compact_state import compact_random_state
-from tests.helpers.official_assets import sane_random_
+from tests.helpers.fullsize_assets import sane_random_
 
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 D_DETAIL_KEYS = (["l1.0.weight", "l1.0.bias"]
