@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
         save()
         export = out / "resume_b1" / "checkpoints" / "inference.safetensors"
         results["generate_1024"] = _infer("generate_1024", out, assets, env, export,
-                                          ["mode=generate", "mode.seeds=[0,1]", "mode.batch_size=2",
+                                          ["mode=generate", "mode.seeds=[0,1]",
                                            "render_size=1024"])
         save()
         results["reconstruct_1024"] = _infer("reconstruct_1024", out, assets, env, export,
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
         save()
         export = out / "train_uv512" / "checkpoints" / "inference.safetensors"
         results["generate_512"] = _infer("generate_512", out, assets, env, export,
-                                         ["mode=generate", "mode.seeds=[0]", "mode.batch_size=1", "render_size=512"])
+                                         ["mode=generate", "mode.seeds=[0]", "render_size=512"])
     results["finished"] = time.ctime()
     save()
     return results

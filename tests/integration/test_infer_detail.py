@@ -20,7 +20,7 @@ def test_generate_writes_detail_mesh(project_root, tmp_path):
     ckpt = write_tiny_checkpoint(tmp_path / "g_a.safetensors", seed=4)  # w_dim 16, as the small teacher
     out = subprocess.run(
         [sys.executable, "infer.py", "mode=generate", "world=ffhq", f"paths.assets_dir={assets}", f"checkpoint={ckpt}",
-         "teacher.image_size=32", "render_size=32", "mode.seeds=[5]", "mode.batch_size=1", "mode.glb=false",
+         "teacher.image_size=32", "render_size=32", "mode.seeds=[5]", "mode.glb=false",
          "mode.sheet_cell=32", f"output_dir={tmp_path / 'out'}", f"hydra.run.dir={tmp_path}/hydra"],
         cwd=project_root, capture_output=True, text=True, timeout=900,
     )

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from albedogan.flame.head import HeadModel
 from albedogan.models.targets import AlbedoTargetBuilder
 from albedogan.teachers.procedural import ProceduralTeacher
+from tests.unit.test_models_module import _tiny_defaults, tiny_model_cfg  # noqa: F401 (YAML defaults)
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +44,12 @@ def test_target_effective_resolution_full_vs_224(world):
 
 
 def test_module_unwraps_targets_from_the_full_image(synthetic_data_dir, tmp_path):
-    import functools
-
     import pytorch_lightning as pl
 
     from albedogan.datamodules.latent_stream import LatentDataModule
-    from albedogan.models.albedogan_module import AlbedoGANModule
-    from albedogan.models.estimator import build_embedded_estimator
-    from albedogan.models.phases import PhaseSchedule
     from albedogan.nets import stylegan2 as sg
-    from albedogan.nets.albedo_generator import AlbedoGenerator
     from albedogan.teachers.stylegan2 import StyleGAN2Teacher
+    from tests.unit.test_models_module import _module
 
     head = HeadModel.synthetic(synthetic_data_dir, n_shape=20, n_exp=10)
     torch.manual_seed(0)
@@ -66,16 +62,7 @@ def test_module_unwraps_targets_from_the_full_image(synthetic_data_dir, tmp_path
             seen.append(tuple(image.shape))
             return super().forward(image, estimate, delight)
 
-    model = AlbedoGANModule(
-        teacher=teacher, head=head,
-        estimator=build_embedded_estimator(n_shape=20, n_exp=10, input_size=16, channels=(8,), hidden_dim=8,
-                                           shape_network=False, trainable=["encoder"]),
-        target_builder=Recording(head, uv_resolution=16),
-        albedo_generator=AlbedoGenerator(w_dim=16, uv_resolution=16, channel_base=256, channel_max=16),
-        discriminator=sg.Discriminator(img_resolution=16, channel_base=256, channel_max=16),
-        schedule=PhaseSchedule([("albedo", 1)]), optimizer_gan=torch.optim.Adam,
-        optimizer_shape=functools.partial(torch.optim.Adam), ema_half_life_images=8,
-    )
+    model = _module(head, teacher, cycle=[("albedo", 1)], target_builder=Recording(head, uv_resolution=16))
     assert model.renderer.image_size == (16, 16) and model.renderer.texture_filter == "mip"
     pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path).fit(

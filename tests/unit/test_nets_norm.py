@@ -3,7 +3,6 @@ normalisation statistics; phase B runs at batch 1 and leaves every running stati
 
 from __future__ import annotations
 
-import functools
 
 import pytorch_lightning as pl
 import pytest
@@ -12,18 +11,14 @@ from torch import nn
 
 from albedogan.datamodules.latent_stream import LatentDataModule
 from albedogan.flame.head import HeadModel
-from albedogan.models.albedogan_module import AlbedoGANModule
 from albedogan.models.estimator import NetworkEstimator, ShapeNetwork
-from albedogan.models.phases import PhaseSchedule
-from albedogan.models.targets import AlbedoTargetBuilder
-from albedogan.nets.albedo_generator import AlbedoGenerator
 from albedogan.nets.arcface import iresnet50
 from albedogan.nets.encoder import CompactEncoder
 from albedogan.nets.identity import IdentityEmbedder
 from albedogan.nets.mica import MappingNetwork
 from albedogan.nets.norm import freeze_norm_stats, norm_layers_with_stats
-from albedogan.nets.stylegan2 import Discriminator
 from albedogan.teachers.procedural import ProceduralTeacher
+from tests.unit.test_models_module import _module, _tiny_defaults, tiny_model_cfg  # noqa: F401 (YAML defaults)
 
 
 def _stats(m: nn.Module) -> dict[str, torch.Tensor]:
@@ -87,13 +82,7 @@ def test_phase_b_at_batch_1_trains_and_keeps_running_stats(head, tmp_path):
     teacher = ProceduralTeacher(head, image_size=32, uv_resolution=32, z_dim=16, w_dim=16, num_ws=8,
                                 calibration_samples=64)
     est = _arcface_estimator()
-    model = AlbedoGANModule(
-        teacher=teacher, head=head, estimator=est, target_builder=AlbedoTargetBuilder(head, uv_resolution=16),
-        albedo_generator=AlbedoGenerator(w_dim=16, uv_resolution=16, channel_base=256, channel_max=16),
-        discriminator=Discriminator(img_resolution=16, channel_base=256, channel_max=16),
-        schedule=PhaseSchedule([("shape", 1)]), optimizer_gan=torch.optim.Adam,
-        optimizer_shape=functools.partial(torch.optim.Adam), r1_interval=2, pl_interval=2, ema_half_life_images=8,
-    )
+    model = _module(head, teacher, cycle=[("shape", 1)], estimator=est)
     stats0 = _stats(est)
     upper0 = {k: v.detach().clone() for k, v in est.shape_net.identity.net.layer4.named_parameters()}
     trainer = pl.Trainer(max_steps=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
