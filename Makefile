@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)
 export WANDB_MODE ?= offline
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: help install test test-full demo app app-test bench head-grid clean
+.PHONY: help install test test-full test-fullsize demo app app-test bench bench-gpu head-grid clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,11 @@ test: install ## run the CPU test suite (unit + integration, not slow/gpu)
 
 test-full: install ## run every CPU test, slow ones included
 	$(PY) -m pytest -q -m "not gpu" tests
+
+FULLSIZE_OUT ?= outputs/fullsize
+test-fullsize: install ## full-size CPU dry run: paper-size official-format assets, train both phases, resume, infer
+	FULLSIZE_OUT=$(abspath $(FULLSIZE_OUT)) $(PY) -m pytest -q -s -m slow tests/integration/test_fullsize.py
+	@echo "measurements: $(FULLSIZE_OUT)/fullsize.json (see docs/fullsize.md)"
 
 DEMO ?= outputs/demo
 # the shipped embedded checkpoint renders best with a larger teacher image than it was trained on (same world)
@@ -54,6 +59,9 @@ head-grid: install ## contact sheet of the configured head model (FLAME=syntheti
 
 bench: install ## throughput benchmarks (CPU here; full sizes on a GPU)
 	$(PY) -m albedogan.bench
+
+bench-gpu: install ## paper-size GPU benchmarks (eager/compiled, fp32/bf16, peak memory); fails in one line without CUDA
+	$(PY) -m albedogan.bench --full --device cuda --json outputs/bench_gpu.json
 
 clean: ## remove caches and outputs (keeps .venv and data/)
 	rm -rf .pytest_cache .hypothesis outputs logs multirun

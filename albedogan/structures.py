@@ -187,11 +187,14 @@ class FaceEstimate(_TensorRecord):
         params: FLAME parameters (shape from the identity network, expression/pose from the encoder).
         cam: (N, 3) weak-perspective camera ``[s, tx, ty]`` (``albedogan.render.weak_perspective_project``).
         light: (N, 9, 3) SH lighting coefficients (``albedogan.render.sh_lighting``).
+        displacement: optional (N, 1, S, S) UV displacement along the coarse normals (metres; DECA's detail,
+            S = 256, 0 outside the face-eye mask), from estimators with detail networks in eval mode.
     """
 
     params: FlameParams
     cam: torch.Tensor
     light: torch.Tensor
+    displacement: Optional[torch.Tensor] = None
 
     @property
     def batch_size(self) -> int:
@@ -224,9 +227,17 @@ class TeacherSample(_TensorRecord):
         ws: (N, num_ws, w_dim) the W+ latents that produced the images (after truncation) — what G_A is fed.
         z: (N, z_dim) the input latents, or None when the sample was synthesised from given ws.
         truth: ground truth when the teacher has it (procedural world), else None.
+        image_full: optional (N, 3, Hf, Wf) float RGB in [0, 1], the same images at the teacher's full resolution
+            (StyleGAN2: 1024²) when ``image`` is smaller; self-distillation targets are unwrapped from it.
     """
 
     image: torch.Tensor
     ws: torch.Tensor
     z: Optional[torch.Tensor] = None
     truth: Optional[GroundTruth] = None
+    image_full: Optional[torch.Tensor] = None
+
+    @property
+    def target_image(self) -> torch.Tensor:
+        """The image targets are unwrapped from: ``image_full`` when the teacher gave one, else ``image``."""
+        return self.image if self.image_full is None else self.image_full

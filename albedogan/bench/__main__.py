@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.stderr.write(f"albedogan.bench: --device {args.device} needs a CUDA GPU, but torch {torch.__version__} "
+                         "sees none (torch.cuda.is_available() is False); use a GPU machine or --device cpu\n")
+        return 2
     only = set(args.only.split(",")) if args.only else None
     rows: list[tuple[str, BenchResult]] = []
     failures = 0

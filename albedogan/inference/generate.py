@@ -75,7 +75,7 @@ def face_arrays(result: FaceResult, index: int) -> dict[str, Any]:
 def write_face(folder: str | os.PathLike, result: FaceResult, index: int, faces: torch.Tensor,
                verts_uvs: torch.Tensor, faces_uvs: torch.Tensor, uv_resolution: Optional[int] = None,
                extra: Optional[Mapping[str, Any]] = None, glb: bool = True,
-               image_name: str = "teacher.png") -> list[Path]:
+               image_name: str = "teacher.png", detail: Optional[Any] = None) -> list[Path]:
     """Write every per-face file of face ``index`` of ``result`` into ``folder``.
 
     Args:
@@ -87,6 +87,8 @@ def write_face(folder: str | os.PathLike, result: FaceResult, index: int, faces:
         extra: more entries for ``params.npz`` (e.g. ``seed``, ``source``).
         glb: also write ``mesh.glb``.
         image_name: file name of the input image (``teacher.png``; reconstruct writes the aligned ``crop.png``).
+        detail: the estimator's :class:`~albedogan.models.detail.DecaDetail`; with it and an estimate that carries
+            a displacement map, ``mesh_detail.obj`` (the dense detail mesh, albedo vertex colours) is written too.
 
     Returns:
         The written files.
@@ -99,6 +101,9 @@ def write_face(folder: str | os.PathLike, result: FaceResult, index: int, faces:
     written = export_obj(folder / "mesh.obj", verts, faces.cpu(), verts_uvs.cpu(), faces_uvs.cpu(), texture=albedo)
     if glb:
         written.append(export_glb(folder / "mesh.glb", verts, faces.cpu(), verts_uvs.cpu(), faces_uvs.cpu(), albedo))
+    if detail is not None and result.estimate.displacement is not None:
+        written += detail.export_obj(folder / "mesh_detail.obj", result.vertices, result.estimate.displacement,
+                                     result.albedo, index)
     written.append(export_npz(folder / "params.npz", {**face_arrays(result, index), **dict(extra or {})}))
     written.append(save_png(folder / "render.png", result.render[index]))
     written.append(save_png(folder / "albedo_render.png", result.albedo_render[index]))
@@ -222,7 +227,7 @@ def run_generate(
             extra = {"seed": s, "truncation_psi": float("nan") if truncation_psi is None else truncation_psi,
                      "edit_strength": strength}
             write_face(out / f"seed{s:04d}", result, 0, head.faces, head.verts_uvs, head.faces_uvs,
-                       uv_resolution, extra, glb=glb)
+                       uv_resolution, extra, glb=glb, detail=getattr(pipeline.estimator, "detail", None))
             advance(f"seed {s}")
             for col, t in zip(sheet_cols, (result.image, result.render, result.albedo_render, result.albedo)):
                 col.append(t.float().cpu())

@@ -356,7 +356,8 @@ def _reconstruct_one(path: Path, pipeline: FacePipeline, face_detector, out: Pat
         folder = _unique_folder(out, path.stem, used)
         write_face(folder, result, 0, head.faces, head.verts_uvs, head.faces_uvs, uv_resolution,
                    extra={"source": name, "detection_box": det.box, "landmarks5": det.landmarks5,
-                          "crop_matrix": np.asarray(crop.matrix)}, glb=glb, image_name="crop.png")
+                          "crop_matrix": np.asarray(crop.matrix)}, glb=glb, image_name="crop.png",
+                   detail=getattr(pipeline.estimator, "detail", None))
         save_png(folder / "overlay.png", overlay_fit(result.image[0], result.render[0], result.alpha[0],
                                                      result.landmarks[0]))
         return Outcome(name, "ok", "", f"{n_faces} face(s), box {det.width:.0f}x{det.height:.0f} px, "

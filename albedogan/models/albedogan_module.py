@@ -247,7 +247,8 @@ class AlbedoGANModule(pl.LightningModule):
         self.identity_loss = IdentityLoss(identity_embedder) if uses_id else None
         self.perceptual = perceptual.requires_grad_(False).eval() if uses_pc else None
         self.path_length = PathLengthPenalty()
-        self.renderer = FaceRenderer(head.faces, head.verts_uvs, head.faces_uvs, teacher.image_size)
+        self.renderer = FaceRenderer(head.faces, head.verts_uvs, head.faces_uvs, teacher.image_size,
+                                     texture_filter="mip")  # area-filtered albedo: every seen texel gets gradient
         compare = RenderComparison(self.identity_loss, self.perceptual)
         self.uv_resolution = int(albedo_generator.uv_resolution)
         self.uv_mirror = UVMirror.from_head(head, self.uv_resolution)  # left/right partner texels (no state)
@@ -386,7 +387,7 @@ class AlbedoGANModule(pl.LightningModule):
         self.estimator.eval()
         with torch.no_grad():
             estimate = self.estimator(sample.image, truth=sample.truth)
-            target = self.target_builder(sample.image, estimate)
+            target = self.target_builder(sample.target_image, estimate)
         real = resize_uv(target.texture, self.uv_resolution).detach()
         trust = resize_uv(target.weight, self.uv_resolution).detach()
         ws = sample.ws.detach()
@@ -466,8 +467,8 @@ class AlbedoGANModule(pl.LightningModule):
         metrics = {"photometric": masked_l1(out.image, sample.image, mask)}
         truth = sample.truth
         if truth is not None:
-            target = resize_uv(self.target_builder(sample.image, estimate).texture, self.uv_resolution)
-            unwrapped = resize_uv(self.target_builder(sample.image, estimate, delight=False).texture,
+            target = resize_uv(self.target_builder(sample.target_image, estimate).texture, self.uv_resolution)
+            unwrapped = resize_uv(self.target_builder(sample.target_image, estimate, delight=False).texture,
                                   self.uv_resolution)
             metrics["albedo_error"] = albedo_error(albedo, truth.albedo, self.face_texels).mean()
             metrics["albedo_error_live"] = albedo_error(self.G(sample.ws), truth.albedo, self.face_texels).mean()
@@ -492,7 +493,7 @@ class AlbedoGANModule(pl.LightningModule):
             estimate = self.estimator(sample.image, truth=sample.truth)
             albedo = self.G_ema(sample.ws)
             out, _ = self._render(estimate, albedo)
-            target = self.target_builder(sample.image, estimate)
+            target = self.target_builder(sample.target_image, estimate)
             flame = self.head(estimate.params)
         finally:
             self.estimator.train(was_training)

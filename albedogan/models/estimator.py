@@ -37,6 +37,7 @@ from albedogan.nets.encoder import (
 )
 from albedogan.nets.identity import IdentityEmbedder
 from albedogan.nets.mica import MappingNetwork
+from albedogan.nets.norm import freeze_norm_stats
 from albedogan.render.cameras import crop_boxes, crop_camera_to_image
 from albedogan.render.warp import crop_to_boxes
 from albedogan.structures import FaceEstimate, FlameParams, GroundTruth
@@ -245,8 +246,11 @@ class NetworkEstimator(FaceEstimator):
         n_exp: expression coefficients returned (padded / truncated from the encoder's).
         input_size: encoder crop side S (default: ``encoder.input_size`` or 224).
         crop_scale: with landmarks5, crop side / 5-point extent (see :func:`crop_boxes`).
+        detail: optional :class:`~albedogan.models.detail.DecaDetail` (DECA's E_detail + D_detail); in eval mode
+            the estimate then carries ``displacement`` (N, 1, 256, 256) from the same encoder crop. Never trained.
         trainable: parts whose parameters train (subset of :data:`TRAINABLE_PARTS`); everything else is frozen
-            (``requires_grad=False`` and kept in eval mode so BatchNorm statistics never change).
+            (``requires_grad=False`` and kept in eval mode). BatchNorm statistics never change, trainable parts
+            included (the frozen-statistics rule of :mod:`albedogan.nets.norm`).
 
     The estimator is constructed in eval mode; :meth:`train` puts only the trainable parts in training mode.
     """
@@ -260,9 +264,11 @@ class NetworkEstimator(FaceEstimator):
         input_size: Optional[int] = None,
         crop_scale: float = 3.0,
         trainable: Iterable[str] = ("shape_mapping", "identity_upper"),
+        detail: Optional[nn.Module] = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
+        self.detail = detail
         self.shape_net = shape_net
         self.n_shape, self.n_exp = int(n_shape), int(n_exp)
         self.input_size = int(input_size if input_size is not None else getattr(encoder, "input_size", 224))
@@ -325,12 +331,15 @@ class NetworkEstimator(FaceEstimator):
         return out
 
     def train(self, mode: bool = True) -> "NetworkEstimator":
-        """Set training mode on the trainable parts only; frozen parts stay in eval mode."""
+        """Set training mode on the trainable parts only; frozen parts stay in eval mode, and every BatchNorm layer
+        (all belong to pretrained networks: DECA's ResNet-50, ArcFace / MICA, SFace) keeps its running statistics
+        (:func:`~albedogan.nets.norm.freeze_norm_stats`), so phase B works at batch 1 and never rewrites them."""
         nn.Module.train(self, False)
         if mode:
             for modules in self._trainable_modules().values():
                 for m in modules:
                     m.train(True)
+            freeze_norm_stats(self)
         self.training = mode
         return self
 
@@ -352,13 +361,18 @@ class NetworkEstimator(FaceEstimator):
         """Estimate from images (``truth`` is ignored); see :meth:`FaceEstimator.forward`."""
         assert_shape(images, [None, 3, None, None], "images")
         boxes = crop_boxes(images, landmarks5, self.crop_scale)  # (N, 4)
-        code = self.encoder(crop_to_boxes(images, None if landmarks5 is None else boxes, self.input_size))
+        crops = crop_to_boxes(images, None if landmarks5 is None else boxes, self.input_size)  # (N, 3, S, S)
+        code = self.encoder(crops)
         if self.shape_net is not None:
             shape = _fit(self.shape_net(images, landmarks5), self.n_shape)
         else:
             shape = _fit(code.shape, self.n_shape)
         params = FlameParams.from_deca(shape, _fit(code.expression, self.n_exp), code.pose)
-        return FaceEstimate(params=params, cam=crop_camera_to_image(code.cam, boxes), light=code.light)
+        displacement = None
+        if self.detail is not None and not self.training:
+            displacement = self.detail.displacement(crops, code.expression, code.pose[:, 3:])
+        return FaceEstimate(params=params, cam=crop_camera_to_image(code.cam, boxes), light=code.light,
+                            displacement=displacement)
 
 
 def build_deca_mica_estimator(
@@ -368,15 +382,32 @@ def build_deca_mica_estimator(
     n_exp: int = 50,
     crop_scale: float = 3.0,
     trainable: Iterable[str] = ("shape_mapping", "identity_upper"),
+    detail: Optional[bool] = None,
+    head: Optional[nn.Module] = None,
 ) -> NetworkEstimator:
     """Official estimator: DECA's ``E_flame`` (``deca_model.tar``) + MICA (``mica.tar``; None = DECA's shape).
 
+    ``detail``: DECA's detail displacement (``E_detail`` + ``D_detail`` from the same file, see
+    :class:`~albedogan.models.detail.DecaDetail`): None = on when the file has them and a ``head`` is given (the
+    training / inference builders inject it), True = required, False = off.
+
     Raises:
         MissingAssetError, AssetFormatError, CheckpointKeyError, UnsafePickleError: from the loaders, naming the file.
+        ValueError: ``detail=True`` but the file has no detail networks or no head is given.
     """
-    from albedogan.assets.convert.deca import load_deca_encoder
+    from albedogan.assets.convert.deca import load_deca_detail, load_deca_encoder
 
     encoder: DecaEncoder = load_deca_encoder(deca_path)
+    detail_model = None
+    if detail is not False:
+        nets = load_deca_detail(deca_path) if head is not None else None
+        if nets is not None:
+            from albedogan.models.detail import DecaDetail
+
+            detail_model = DecaDetail(nets[0], nets[1], head)
+        elif detail:
+            raise ValueError(f"build_deca_mica_estimator: detail=true but {deca_path} has no E_detail/D_detail "
+                             "weights" if head is not None else "build_deca_mica_estimator: detail=true needs the head")
     shape_net = None
     if mica_path is not None:
         from albedogan.assets.convert.mica import load_mica
@@ -385,7 +416,7 @@ def build_deca_mica_estimator(
         shape_net = ShapeNetwork(IdentityEmbedder(mica.arcface, "arcface", frozen=False), mica.regressor)
     else:
         trainable = [t for t in trainable if t in ("encoder", "shape_head")]
-    return NetworkEstimator(encoder, shape_net, n_shape, n_exp, 224, crop_scale, trainable)
+    return NetworkEstimator(encoder, shape_net, n_shape, n_exp, 224, crop_scale, trainable, detail=detail_model)
 
 
 def build_embedded_estimator(

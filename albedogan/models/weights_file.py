@@ -61,7 +61,8 @@ CKPT_PREFIXES: dict[str, str] = {"albedo_generator": "G_ema.module.", "estimator
 #: Top-level ``.ckpt`` entry holding the world record (:func:`world_record`) of the run.
 CKPT_WORLD_ENTRY = "albedogan_world"
 
-WORLD_KEYS_FREE_AT_INFERENCE = frozenset({"teacher.image_size", "estimator.trainable"})
+WORLD_KEYS_FREE_AT_INFERENCE = frozenset({"teacher.image_size", "teacher.target_image_size", "estimator.trainable",
+                                          "estimator.detail"})
 """World settings inference may change without breaking the trained weights (render size, training-only flags)."""
 
 

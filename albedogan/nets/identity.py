@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from albedogan.nets.arcface import ARCFACE_TEMPLATE_112
+from albedogan.nets.norm import freeze_norm_stats
 from albedogan.render.warp import estimate_similarity, warp_affine
 from albedogan.utils.shapes import assert_shape
 
@@ -55,7 +56,8 @@ class IdentityEmbedder(nn.Module):
         name: short name for logs (``"sface"``, ``"arcface"``).
         center_crop: (left, top, right, bottom) fractions used when no landmarks are given.
         frozen: no gradients into ``net``'s parameters and ``net`` kept in eval mode (gradients still flow to the
-            input images, as identity losses need).
+            input images, as identity losses need). Unfrozen, its parameters may train but its BatchNorm
+            statistics stay fixed (:mod:`albedogan.nets.norm`).
     """
 
     def __init__(
@@ -81,10 +83,12 @@ class IdentityEmbedder(nn.Module):
             self.net.eval()
 
     def train(self, mode: bool = True) -> "IdentityEmbedder":
-        """Set training mode; a frozen network stays in eval mode."""
+        """Set training mode; a frozen network stays in eval mode, a fine-tuned one keeps its BatchNorm statistics
+        (:func:`~albedogan.nets.norm.freeze_norm_stats`)."""
         super().train(mode)
         if self.frozen:
             self.net.eval()
+        freeze_norm_stats(self)
         return self
 
     def crop(self, images: torch.Tensor, landmarks5: torch.Tensor | None = None) -> torch.Tensor:

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import torch
 
 from albedogan.render.cameras import Camera
+from albedogan.render.mip import sample_texture_mip
 from albedogan.render.normals import vertex_normals
 from albedogan.render.rasterizer import Rasterizer, interpolate_vertex_attributes
 from albedogan.render.sh_lighting import sh_shading
@@ -31,6 +32,10 @@ class FaceRenderer(torch.nn.Module):
         perspective_correct: perspective-correct interpolation (use with :class:`PerspectiveCamera` depth).
         bin_size: pytorch3d bin size (None = its heuristic; CPU is always naive).
         max_faces_per_bin: pytorch3d coarse-raster capacity (None = default).
+        texture_filter: ``"bilinear"`` (4 texels per pixel) or ``"mip"`` (trilinear mip-mapping with the footprint
+            measured per pixel, :func:`~albedogan.render.mip.sample_texture_mip`: a texture larger than the render is
+            area-filtered first, so every texel under a pixel contributes and receives gradient). Both give the same
+            image where the texture is magnified.
     """
 
     def __init__(
@@ -42,8 +47,12 @@ class FaceRenderer(torch.nn.Module):
         perspective_correct: bool = False,
         bin_size: Optional[int] = None,
         max_faces_per_bin: Optional[int] = None,
+        texture_filter: str = "bilinear",
     ) -> None:
         super().__init__()
+        if texture_filter not in ("bilinear", "mip"):
+            raise ValueError(f"FaceRenderer: texture_filter must be 'bilinear' or 'mip', got {texture_filter!r}")
+        self.texture_filter = texture_filter
         assert_shape(faces, [None, 3], "faces")
         assert_shape(verts_uvs, [None, 2], "verts_uvs")
         assert_shape(faces_uvs, [faces.shape[0], 3], "faces_uvs")
@@ -105,7 +114,10 @@ class FaceRenderer(torch.nn.Module):
         uv = interpolate_vertex_attributes(frag, self.faces_uvs, self.verts_uvs.to(dtype))  # (N, 2, H, W)
         depth = frag.zbuf[..., 0][:, None] * mask  # (N, 1, H, W)
 
-        albedo = sample_texture(texture.to(dtype), uv, mask)
+        if self.texture_filter == "mip":
+            albedo = sample_texture_mip(texture.to(dtype), uv, mask)
+        else:
+            albedo = sample_texture(texture.to(dtype), uv, mask)
         if sh_coeffs is None:
             shading = mask.expand(n, 3, h, w)
         else:

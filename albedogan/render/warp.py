@@ -149,11 +149,15 @@ def warp_affine(
     return F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
 
+_MAX_CROP_SHRINK = 2.0
+
+
 def crop_to_boxes(images: torch.Tensor, boxes: Optional[torch.Tensor], size: int) -> torch.Tensor:
     """(N, 3, H, W) -> (N, 3, size, size) crops, differentiable w.r.t. images and boxes.
 
     ``boxes`` None resizes the whole image (antialiased when shrinking); otherwise (N, 4) ``(cx, cy, hw, hh)`` image
-    NDC boxes are resampled bilinearly (samples outside the image are 0).
+    NDC boxes are resampled bilinearly (samples outside the image are 0), after an antialiased downsampling of the
+    whole image when the box would shrink it by more than 2x (NDC boxes are resolution-independent).
     """
     n = images.shape[0]
     if boxes is None:
@@ -161,6 +165,13 @@ def crop_to_boxes(images: torch.Tensor, boxes: Optional[torch.Tensor], size: int
             return images
         antialias = images.shape[-2] > size or images.shape[-1] > size
         return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)
+    # antialias: when the crop shrinks the image by more than 2x, area-filter the whole image first (the bilinear
+    # resample below then shrinks by <= 2x, e.g. a 224^2 DECA crop of a 1024^2 teacher image)
+    shrink = float((boxes[:, 2].detach().amax() * images.shape[-1] / size))
+    if shrink > _MAX_CROP_SHRINK:
+        factor = _MAX_CROP_SHRINK / shrink
+        hw = (max(1, round(images.shape[-2] * factor)), max(1, round(images.shape[-1] * factor)))
+        images = F.interpolate(images, size=hw, mode="bilinear", align_corners=False, antialias=True)
     zero = torch.zeros_like(boxes[:, 0])
     theta = torch.stack(
         [torch.stack([boxes[:, 2], zero, boxes[:, 0]], dim=-1), torch.stack([zero, boxes[:, 3], boxes[:, 1]], dim=-1)],

@@ -2,7 +2,11 @@
 
 Images are produced with ``noise_mode="const"`` (the same ws always gives the same image), mapped from StyleGAN's
 nominal [-1, 1] to [0, 1] (clamped), and optionally resized (area filter for downsampling, bilinear otherwise)
-to ``image_size``. Truncation moves w toward ``G.mapping.w_avg`` with ``truncation_psi`` (0.5 as in AlbedoGAN).
+to ``image_size`` — the image the encoders, renders and image losses work at. When that is smaller than the
+generator's resolution, the sample also carries the full-resolution image (``TeacherSample.image_full``, or
+resized to ``target_image_size``): the self-distillation targets are unwrapped from it, so a 1024² UV albedo
+learns from 1024² pixels (as the official code unwraps from the 1024² crop), not from the 224² loss image.
+Truncation moves w toward ``G.mapping.w_avg`` with ``truncation_psi`` (0.5 as in AlbedoGAN).
 There is no ground truth (``TeacherSample.truth`` is None).
 """
 
@@ -42,6 +46,8 @@ class StyleGAN2Teacher(Teacher):
         truncation_psi: default truncation toward ``w_avg`` (1 = none, 0 = the mean face).
         image_size: output side in pixels; None keeps the generator's ``img_resolution``.
         head: accepted and ignored (the training code passes the head model to every teacher).
+        target_image_size: side of ``TeacherSample.image_full`` (None = the generator's resolution); no full image
+            is attached when it equals ``image_size``.
     """
 
     def __init__(
@@ -50,16 +56,20 @@ class StyleGAN2Teacher(Teacher):
         truncation_psi: float = 0.5,
         image_size: Optional[int] = None,
         head: Any = None,
+        target_image_size: Optional[int] = None,
     ) -> None:
         super().__init__()
         del head  # a photo teacher has no geometry
-        if image_size is not None and int(image_size) < 1:
-            raise ValueError(f"StyleGAN2Teacher: image_size must be >= 1 or None, got {image_size}")
+        for name, value in (("image_size", image_size), ("target_image_size", target_image_size)):
+            if value is not None and int(value) < 1:
+                raise ValueError(f"StyleGAN2Teacher: {name} must be >= 1 or None, got {value}")
         self.generator = generator
         self.z_dim = int(generator.z_dim)
         self.w_dim = int(generator.w_dim)
         self.num_ws = int(generator.num_ws)
         self.image_size = int(image_size) if image_size is not None else int(generator.img_resolution)
+        self.target_image_size = (int(target_image_size) if target_image_size is not None
+                                  else int(generator.img_resolution))
         self.truncation_psi = float(truncation_psi)
         self.freeze()
 
@@ -70,6 +80,7 @@ class StyleGAN2Teacher(Teacher):
         truncation_psi: float = 0.5,
         image_size: Optional[int] = None,
         head: Any = None,
+        target_image_size: Optional[int] = None,
     ) -> "StyleGAN2Teacher":
         """Load the EMA generator from a rosinality ``.pt`` or NVIDIA ``.pkl`` checkpoint (safe loaders only).
 
@@ -82,7 +93,7 @@ class StyleGAN2Teacher(Teacher):
 
         resolved = require_file(checkpoint_path, STYLEGAN2_TEACHER_SPEC)
         return cls(load_stylegan2(resolved, which="g_ema"), truncation_psi=truncation_psi, image_size=image_size,
-                   head=head)
+                   head=head, target_image_size=target_image_size)
 
     def mapping(self, z: torch.Tensor, psi: float | None = None) -> torch.Tensor:
         """(N, z_dim) standard-normal z -> (N, num_ws, w_dim) W+ latents truncated toward ``w_avg`` with ``psi``."""
@@ -94,20 +105,27 @@ class StyleGAN2Teacher(Teacher):
     @torch.no_grad()
     def synthesize(self, ws: torch.Tensor) -> TeacherSample:
         """(N, num_ws, w_dim) W+ -> :class:`TeacherSample` with ``image`` (N, 3, S, S) float in [0, 1], S =
-        ``image_size``; ``z`` and ``truth`` are None."""
+        ``image_size``, and ``image_full`` (N, 3, T, T), T = ``target_image_size``, when T != S (else None);
+        ``z`` and ``truth`` are None."""
         assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
         ref = self.generator.mapping.w_avg
         ws = ws.to(device=ref.device)
         img = self.generator.synthesis(ws, noise_mode="const")  # (N, 3, R, R), nominally [-1, 1]
         img = ((img.to(ws.dtype) + 1) * 0.5).clamp(0, 1)  # resizing [0, 1] data (area / bilinear) stays in [0, 1]
-        if img.shape[-1] != self.image_size:
-            mode = "area" if img.shape[-1] > self.image_size else "bilinear"
-            kwargs = {} if mode == "area" else {"align_corners": False}
-            img = F.interpolate(img, size=(self.image_size, self.image_size), mode=mode, **kwargs)
-        return TeacherSample(image=img, ws=ws, z=None, truth=None)
+        full = _resize(img, self.target_image_size) if self.target_image_size != self.image_size else None
+        return TeacherSample(image=_resize(img, self.image_size), ws=ws, z=None, truth=None, image_full=full)
 
     def extra_repr(self) -> str:
         return (
             f"z_dim={self.z_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}, image_size={self.image_size}, "
-            f"truncation_psi={self.truncation_psi}"
+            f"target_image_size={self.target_image_size}, truncation_psi={self.truncation_psi}"
         )
+
+
+def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, 3, R, R) -> (N, 3, size, size): area filter to shrink (exact box average), bilinear to enlarge."""
+    if img.shape[-1] == size:
+        return img
+    mode = "area" if img.shape[-1] > size else "bilinear"
+    kwargs = {} if mode == "area" else {"align_corners": False}
+    return F.interpolate(img, size=(size, size), mode=mode, **kwargs)

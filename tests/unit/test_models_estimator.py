@@ -63,7 +63,8 @@ def test_trainable_selection_and_gradients(embedded) -> None:
     assert not any(q.requires_grad for q in sface.blocks[-2].parameters())
     assert all(q.requires_grad for q in sface.blocks[-1].parameters()) and sface.pre_fc1.weight.requires_grad
     embedded.train()
-    assert embedded.training and not sface.stem.bn.training and sface.blocks[-1].pw.bn.training
+    assert embedded.training and sface.blocks[-1].training and not sface.stem.bn.training
+    assert not sface.blocks[-1].pw.bn.training and not sface.fc1.training  # BatchNorm statistics stay frozen
     embedded.eval()
     assert not sface.blocks[-1].pw.bn.training
 

@@ -88,3 +88,17 @@ def test_missing_checkpoint_names_the_key_and_source(tmp_path) -> None:
     msg = str(err.value)
     assert "nope.pt" in msg and "teacher.checkpoint_path" in msg and "stylegan2" in msg.lower()
     assert "ffhq" in msg.lower()
+
+
+def test_full_resolution_image_for_targets(generator) -> None:
+    z = _z(2, seed=3)
+    full = StyleGAN2Teacher(generator, truncation_psi=0.7).sample(z)
+    assert full.image_full is None and full.target_image is full.image  # image_size = resolution: nothing extra
+    s = StyleGAN2Teacher(generator, truncation_psi=0.7, image_size=8).sample(z)
+    assert s.image.shape[-1] == 8 and s.image_full.shape[-1] == 16
+    torch.testing.assert_close(s.image_full, full.image)
+    assert s.target_image is s.image_full and s.to("cpu").image_full.shape == s.image_full.shape
+    mid = StyleGAN2Teacher(generator, truncation_psi=0.7, image_size=4, target_image_size=8).sample(z)
+    torch.testing.assert_close(mid.image_full, F.avg_pool2d(full.image, 2), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="target_image_size"):
+        StyleGAN2Teacher(generator, target_image_size=0)

@@ -1,21 +1,26 @@
 """Load the coarse encoder ``E_flame`` from DECA's ``deca_model.tar``.
 
-The file is a ``torch.save`` dict ``{'E_flame', 'E_detail', 'D_detail'}``; only ``E_flame`` is used (its keys:
-``encoder.*`` = torchvision resnet50 names without ``fc``, ``layers.0.*`` [1024, 2048], ``layers.2.*`` [236, 1024]).
-The detail networks are ignored. Loading is strict.
+The file is a ``torch.save`` dict ``{'E_flame', 'E_detail', 'D_detail'}``. ``E_flame`` keys: ``encoder.*`` =
+torchvision resnet50 names without ``fc``, ``layers.0.*`` [1024, 2048], ``layers.2.*`` [236, 1024]. ``E_detail``:
+the same with ``layers.2.*`` [128, 1024]. ``D_detail``: ``l1.0.*`` [8192, 181], ``conv_blocks.{0,3,7,11,15,19}``
+BatchNorm (weight, bias, running stats, ``num_batches_tracked``) and ``conv_blocks.{2,6,10,14,18,21}`` convs (see
+:mod:`albedogan.nets.deca_detail`). Loading is strict; :func:`load_deca_detail` returns None when a file carries
+no detail networks (empty entries).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 import torch
 
 from albedogan.assets.convert.torch_checkpoint import check_state_dict_keys, load_torch_checkpoint, select_entry
 from albedogan.assets.locate import AssetSpec
+from albedogan.nets.deca_detail import DetailDecoder, DetailEncoder
 from albedogan.nets.encoder import DecaEncoder
 
-__all__ = ["DECA_SPEC", "load_deca_encoder"]
+__all__ = ["DECA_SPEC", "load_deca_detail", "load_deca_encoder"]
 
 DECA_SPEC = AssetSpec(
     name="DECA model (deca_model.tar)",
@@ -37,3 +42,24 @@ def load_deca_encoder(path: str | os.PathLike | None) -> DecaEncoder:
     clean = check_state_dict_keys(select_entry(obj, "E_flame", str(path)), encoder.state_dict(), source)
     encoder.load_state_dict(clean, strict=True, assign=True)
     return encoder.eval()
+
+
+def load_deca_detail(path: str | os.PathLike | None) -> Optional[tuple[DetailEncoder, DetailDecoder]]:
+    """``(E_detail, D_detail)`` from ``deca_model.tar`` in eval mode, or None when both entries are absent/empty.
+
+    Raises:
+        MissingAssetError, UnsafePickleError, AssetFormatError, CheckpointKeyError (naming file, entry and keys),
+        also when only one of the two entries is present.
+    """
+    obj = load_torch_checkpoint(path, DECA_SPEC)
+    present = {k: bool(obj.get(k)) if isinstance(obj, dict) else False for k in ("E_detail", "D_detail")}
+    if not any(present.values()):
+        return None
+    nets: list[torch.nn.Module] = []
+    for entry, build in (("E_detail", DetailEncoder), ("D_detail", DetailDecoder)):
+        with torch.device("meta"):  # weights come from the file
+            net = build()
+        clean = check_state_dict_keys(select_entry(obj, entry, str(path)), net.state_dict(), f"{path}['{entry}']")
+        net.load_state_dict(clean, strict=True, assign=True)
+        nets.append(net.eval())
+    return nets[0], nets[1]
