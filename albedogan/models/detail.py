@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from albedogan.assets.obj import write_obj
 from albedogan.nets.deca_detail import DetailDecoder, DetailEncoder
 from albedogan.render.normals import vertex_normals
 from albedogan.render.uv import UVSpace
@@ -137,12 +138,10 @@ class DecaDetail(nn.Module):
                    albedo: Optional[torch.Tensor] = None, index: int = 0) -> list:
         """Write ``mesh_detail.obj`` for face ``index``: the dense detail mesh with per-vertex colours from
         ``albedo`` ((N, 3, R, R) [0, 1] UV map, area-resampled to S x S) when given."""
-        from albedogan.inference.export import export_obj
-
         verts, faces, texels = self.dense_mesh(world_vertices, displacement, index)
         colours = None
         if albedo is not None:
             uv = F.interpolate(albedo[index:index + 1].float(), size=(self.resolution, self.resolution), mode="area")
             colours = uv[0].reshape(3, -1)[:, texels].T.clamp(0, 1).cpu().numpy()
         faces_np = faces.cpu().numpy()
-        return export_obj(path, verts.float().cpu().numpy(), faces_np.astype(np.int64), vertex_colors=colours)
+        return [write_obj(path, verts.float().cpu().numpy(), faces_np.astype(np.int64), vertex_colors=colours)]

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from albedogan.assets.convert import stylegan2_rosinality as ros
-from albedogan.assets.flame_files import write_flame_model, write_landmark_embedding, write_uv_mask, write_uv_template
+from albedogan.assets.synthetic.writers import write_flame_model, write_landmark_embedding, write_uv_mask, write_uv_template
 from albedogan.nets import stylegan2 as sg
 from albedogan.nets.arcface import iresnet50, iresnet100
 from albedogan.nets.deca_detail import DetailDecoder, DetailEncoder
