@@ -84,7 +84,7 @@ def test_reconstruct_inverts_the_latent_with_a_stylegan2_teacher(teacher, synthe
     est = build_embedded_estimator(n_shape=300, n_exp=50, input_size=32, shape_network=False)
     pipe = FacePipeline(teacher, synthetic_head_model, est, g, render_size=32, uv_resolution=16)
     status = run_reconstruct(pipe, str(tmp_path / "face.png"), tmp_path / "out", detector="yunet", crop_size=32,
-                             invert={"steps": 2, "lpips_weight": 0.0}, glb=False)
+                             invert={"steps": 2, "lpips_weight": 0.0, "blend": False}, glb=False)
     assert status == 0
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["albedo_source"] == "G_A(inverted w)"
     w = torch.from_numpy(np.load(tmp_path / "out" / "face" / "params.npz")["w"])[None]
