@@ -182,14 +182,10 @@ class FaceFitter(nn.Module):
         target = landmarks.to(dev, dtype)
         full = target.shape[1] == 68
         p0 = init.params
-        var = {
-            "shape": p0.shape.detach().clone().to(dev, dtype), "expression": p0.expression.detach().clone().to(dev, dtype),
-            "global_pose": p0.global_pose.detach().clone().to(dev, dtype),
-            "neck_pose": p0.neck_pose.detach().clone().to(dev, dtype),
-            "jaw_pose": p0.jaw_pose.detach().clone().to(dev, dtype),
-            "cam": torch.zeros(n, 3, device=dev, dtype=dtype),  # (log-scale, tx, ty) offsets in NDC
-            "light": init.light.detach().clone().to(dev, dtype),
-        }
+        var = {k: getattr(p0, k).detach().clone().to(dev, dtype)
+               for k in ("shape", "expression", "global_pose", "neck_pose", "jaw_pose")}
+        var["cam"] = torch.zeros(n, 3, device=dev, dtype=dtype)  # (log-scale, tx, ty) offsets in NDC
+        var["light"] = init.light.detach().clone().to(dev, dtype)
         eye = p0.eye_pose.detach().to(dev, dtype)
         cam0 = init.cam.detach().to(dev, dtype)
 

@@ -1,13 +1,14 @@
 """``python infer.py mode=reconstruct input=<file | folder | glob>``: photos → fitted, textured FLAME meshes.
 
 Per input: load (EXIF rotation applied, grayscale/CMYK/alpha converted, huge photos downscaled, decompression bombs
-refused) → detect faces (YuNet by default, insightface SCRFD when its pack exists); when none is found upright,
-the photo is rotated by ``rotations`` (90/180/270°) and the rotation used is recorded → keep the largest face
-(``faces=largest``) or every face by decreasing size (``faces=all``, at most ``max_faces``), skipping faces smaller
-than ``min_face_size`` → 68 landmarks on each face (``landmarks`` group: dlib's predictor on the YuNet face) →
-roll-straightened, consistently scaled DECA crop from the landmarks (:func:`~albedogan.datamodules.alignment.
-landmark_crop`) → estimator on the crops (batched) → :class:`~albedogan.fitting.FaceFitter` (``fit`` group:
-landmarks with the dynamic contour, eye/lip terms, photometric skin L1 with robust weights, priors) → albedo:
+refused) → detect faces (YuNet by default, insightface SCRFD when its pack exists) upright and rotated by
+``rotations`` (90/180/270°): the best-scoring orientation is used and recorded (:func:`find_faces`) → keep the
+largest face (``faces=largest``) or every face by decreasing size (``faces=all``, at most ``max_faces``), skipping
+faces smaller than ``min_face_size`` → 68 landmarks on each face (``landmarks`` group: dlib's predictor on the
+YuNet face) → roll-straightened, consistently scaled DECA crop from the landmarks
+(:func:`~albedogan.datamodules.alignment.landmark_crop`) → estimator on the crops (batched) →
+:class:`~albedogan.fitting.FaceFitter` (``fit`` group: landmarks with the dynamic contour, eye/lip terms,
+photometric skin L1 with robust weights, priors) → albedo:
 
 * the crop unwrapped into UV space through the fit and **de-lit** by the fitted SH shading (clamped), mirror-
   completed by visibility, the rest filled with the mean of the visible skin
@@ -75,7 +76,8 @@ __all__ = [
 log = get_logger(__name__)
 
 FIVE_POINT_CROP_SCALE = 2.2
-"""The five points span about half the face of the 68: their DECA crop is this much larger (``landmarks=yunet5|none``)."""
+"""The five points span about half the face of the 68: their DECA crop is this much larger (``landmarks=yunet5``,
+``none``)."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,11 @@ class FoundFaces:
 
 def find_faces(image: np.ndarray, face_detector, rotations: Sequence[int] = (90, 180, 270), faces: str = "largest",
                max_faces: int = 10, min_face_size: int = 24) -> FoundFaces:
-    """Detect upright, else in the first rotation with a face; keep the largest face or all (by size).
+    """Find the photo's orientation and its faces; keep the largest face or all (by size).
+
+    YuNet also fires on sideways faces, with upright-looking (wrong) five points and a lower score, so the photo is
+    detected upright and in every rotation of ``rotations``: the orientation whose best face scores highest wins
+    (upright unless another beats it by ``0.02``). ``rotations=[]`` keeps photos upright.
 
     Raises:
         FaceNotFoundError: no face in any orientation (``no_face``) or every found face is smaller than
@@ -258,11 +264,15 @@ def find_faces(image: np.ndarray, face_detector, rotations: Sequence[int] = (90,
     """
     if faces not in ("largest", "all"):
         raise ValueError(f"mode.faces must be 'largest' or 'all', got {faces!r}")
-    for rotation in (0, *[int(r) for r in rotations if int(r) % 360]):
+    found, best = None, -1.0
+    for rotation in dict.fromkeys([0, *[int(r) % 360 for r in rotations]]):
         rotated, to_photo = rotate_image(image, rotation) if rotation else (image, np.eye(2, 3))
         detections = face_detector.detect(rotated)
-        if not detections:
-            continue
+        score = max((d.score for d in detections), default=-1.0) - (0.0 if rotation == 0 else 0.02)
+        if detections and score > best:
+            found, best = (rotation, rotated, to_photo, detections), score
+    if found is not None and found[3]:
+        rotation, rotated, to_photo, detections = found
         by_size = sorted(detections, key=lambda d: -d.width * d.height)
         kept = [d for d in by_size if min(d.width, d.height) >= min_face_size]
         if not kept:
@@ -416,7 +426,7 @@ def run_reconstruct(
             None = the stages of ``conf/fit/photometric.yaml`` are not known here, so no fitting.
         faces: ``largest`` (one face per photo) or ``all`` (one folder per face, by decreasing size).
         max_faces: cap with ``faces=all``.
-        rotations: rotations (degrees, counter-clockwise) tried in order when no face is found upright.
+        rotations: rotations (degrees, counter-clockwise) also tried; the best-scoring orientation wins.
         poor_fit_nme: ``quality=poor_fit`` above this NME (fitted vs detected 68, / inter-ocular distance).
         fail_nme: an input whose fit is worse than this (or not finite) is ``failed`` / ``fit_failed``.
         profile_yaw_deg: ``quality=profile`` beyond this fitted yaw (degrees).
