@@ -68,6 +68,7 @@ __all__ = [
     "differentiable_synthesis",
     "find_faces",
     "invert_latent",
+    "noise_regularization",
     "overlay_fit",
     "rotate_image",
     "run_reconstruct",
@@ -107,24 +108,42 @@ class Outcome:
     seconds: float = 0.0
 
 
-def differentiable_synthesis(teacher: torch.nn.Module) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
-    """A differentiable ``ws (N, num_ws, w_dim) → image (N, 3, R, R) in [0, 1]`` for teachers that have one.
+def differentiable_synthesis(teacher: torch.nn.Module) -> Optional[Callable[..., torch.Tensor]]:
+    """A differentiable ``(ws (N, num_ws, w_dim), noise=None) → image (N, 3, R, R) in [0, 1]`` for teachers that
+    have one.
 
-    A StyleGAN2-style teacher exposes ``generator.synthesis`` (NVIDIA naming, output in [-1, 1]); the procedural
-    teacher renders without gradients and has none. Returns None when unavailable.
+    A StyleGAN2-style teacher exposes ``generator.synthesis`` (NVIDIA naming, output in [-1, 1]); ``noise`` is its
+    explicit per-layer noise list (None = the stored constant buffers). The returned callable carries
+    ``noise_buffers`` (the constant buffers, or None when the network has no explicit noise inputs). The procedural
+    teacher renders without gradients and has none: returns None.
     """
     synthesis = getattr(getattr(teacher, "generator", None), "synthesis", None)
     if synthesis is None:
         return None
 
-    def synth(ws: torch.Tensor) -> torch.Tensor:
-        return ((synthesis(ws, noise_mode="const") + 1) * 0.5).clamp(0, 1)
+    def synth(ws: torch.Tensor, noise: Optional[list[torch.Tensor]] = None) -> torch.Tensor:
+        out = synthesis(ws, noise_mode="const") if noise is None else synthesis(ws, noise_mode="const", noise=noise)
+        return ((out + 1) * 0.5).clamp(0, 1)
 
+    synth.noise_buffers = getattr(synthesis, "noise_buffers", None)  # type: ignore[attr-defined]
     return synth
 
 
+def noise_regularization(noise: list[torch.Tensor]) -> torch.Tensor:
+    """NVlabs projector's noise regulariser: squared autocorrelation of each (N, 1, r, r) map at shifts of one pixel
+    (both axes, wrapping), summed over a pyramid of 2x average-pooled versions down to 8 x 8."""
+    reg = noise[0].new_zeros(())
+    for n in noise:
+        while True:
+            reg = reg + (n * torch.roll(n, 1, dims=3)).mean() ** 2 + (n * torch.roll(n, 1, dims=2)).mean() ** 2
+            if n.shape[-1] <= 8:
+                break
+            n = F.avg_pool2d(n, 2)
+    return reg
+
+
 def invert_latent(
-    synthesis: Callable[[torch.Tensor], torch.Tensor],
+    synthesis: Callable[..., torch.Tensor],
     target: torch.Tensor,
     w_init: torch.Tensor,
     steps: int = 100,
@@ -133,14 +152,19 @@ def invert_latent(
     lpips_weight: float = 1.0,
     l2_weight: float = 1.0,
     mask: Optional[torch.Tensor] = None,
+    noise_init: Optional[list[torch.Tensor]] = None,
+    noise_weight: float = 1e5,
 ) -> tuple[torch.Tensor, list[float]]:
-    """Optimisation-based GAN inversion in W+ (Adam on the latent; the generator stays frozen).
+    """Optimisation-based GAN inversion in W+ (Adam on the latent; the generator stays frozen), NVlabs projector
+    style: with ``noise_init`` the per-layer noise maps are optimised too, regularised by
+    :func:`noise_regularization` and re-normalised to zero mean / unit variance after every step.
 
-    Loss per step: ``lpips_weight · LPIPS(I(w), target) + l2_weight · mean((I(w) − target)² · mask)``, with the
-    synthesised image resized (bilinear, antialiased) to the target size.
+    Loss per step: ``lpips_weight · LPIPS(I(w), target) + l2_weight · mean((I(w) − target)² · mask)``
+    (``+ noise_weight · noise_regularization``), with the synthesised image resized (bilinear, antialiased) to the
+    target size.
 
     Args:
-        synthesis: differentiable ws (N, num_ws, w_dim) → (N, 3, R, R) in [0, 1] (:func:`differentiable_synthesis`).
+        synthesis: differentiable ``(ws, noise=None)`` → (N, 3, R, R) in [0, 1] (:func:`differentiable_synthesis`).
         target: (N, 3, H, W) float [0, 1] images to match.
         w_init: (N, num_ws, w_dim) start (e.g. the mean w broadcast).
         steps: Adam steps (0 returns ``w_init``).
@@ -148,26 +172,37 @@ def invert_latent(
         perceptual: LPIPS-style distance ((N, 3, H, W) pairs in [0, 1] → (N,)), or None to use L2 only.
         lpips_weight, l2_weight: loss weights.
         mask: optional (N, 1, H, W) weights of the L2 term (e.g. the face region).
+        noise_init: optional per-layer noise maps (each broadcastable to (N, 1, r, r)) to optimise; None = fixed.
+        noise_weight: weight of the noise regulariser (NVlabs: 1e5).
 
     Returns:
         (ws (N, num_ws, w_dim) detached, losses per step).
     """
     w = w_init.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([w], lr=lr, betas=(0.9, 0.999))
+    n = w.shape[0]
+    noise = None if noise_init is None else [t.detach().to(w).expand(n, 1, *t.shape[-2:]).clone().requires_grad_(True)
+                                             for t in noise_init]
+    opt = torch.optim.Adam([w] + (noise or []), lr=lr, betas=(0.9, 0.999))
     losses: list[float] = []
     size = target.shape[-2:]
     for _ in range(int(steps)):
         with torch.enable_grad():
-            img = synthesis(w)
+            img = synthesis(w) if noise is None else synthesis(w, noise=noise)
             if img.shape[-2:] != size:
                 img = F.interpolate(img, size=size, mode="bilinear", align_corners=False, antialias=True)
             sq = (img - target) ** 2
             loss = l2_weight * (sq * mask).mean() if mask is not None else l2_weight * sq.mean()
             if perceptual is not None and lpips_weight > 0:
                 loss = loss + lpips_weight * perceptual(img, target).mean()
+            if noise is not None and noise_weight > 0:
+                loss = loss + noise_weight * noise_regularization(noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()
         opt.step()
+        if noise is not None:
+            with torch.no_grad():
+                for t in noise:
+                    t.sub_(t.mean((2, 3), keepdim=True)).div_(t.square().mean((2, 3), keepdim=True).sqrt() + 1e-8)
         losses.append(float(loss.detach()))
     return w.detach(), losses
 
@@ -436,8 +471,9 @@ def run_reconstruct(
         crop_size: side of the roll-straightened crop given to the estimator and the fitter (pixels).
         crop_scale: DECA's landmark-crop scale (side = scale x 1.1 x the landmarks' mean bbox side).
         delight_min_shading: lower clamp of the fitted shading the texture is divided by.
-        invert: ``{"enabled", "steps", "lr", "lpips_weight", "l2_weight", "blend"}`` for the latent inversion
-            (only with a differentiable teacher and a G_A); ``blend`` mixes the de-lit texture in where it was seen.
+        invert: ``{"enabled", "steps", "lr", "lpips_weight", "l2_weight", "blend", "optimize_noise",
+            "noise_weight"}`` for the latent inversion (only with a differentiable teacher and a G_A); ``blend`` mixes
+            the de-lit texture in where it was seen; ``optimize_noise`` also fits the noise maps (NVlabs projector).
         perceptual: ``auto`` | ``lpips`` | ``stlpips`` for the inversion's LPIPS term.
         uv_resolution: albedo resolution of the exports (None = as produced).
         glb: also write GLB files.
@@ -466,7 +502,7 @@ def run_reconstruct(
     lmk_detector = build_landmark_detector(landmarks) if isinstance(landmarks, str) else landmarks
     fitter = _build_fitter(fit, pipeline.head).to(pipeline.device)
     inv = {"enabled": True, "steps": 100, "lr": 0.05, "lpips_weight": 1.0, "l2_weight": 1.0, "blend": True,
-           **dict(invert or {})}
+           "optimize_noise": True, "noise_weight": 1e5, **dict(invert or {})}
     synth = differentiable_synthesis(pipeline.teacher) if pipeline.albedo_generator is not None else None
     use_inversion = bool(inv["enabled"]) and synth is not None
     lpips = None
@@ -580,9 +616,12 @@ def _reconstruct_one(path: Path, ctx: _RunContext) -> Outcome:
             teacher = pipeline.teacher
             w_avg = teacher.generator.mapping.w_avg.to(fc.images)
             w0 = w_avg.reshape(1, 1, -1).expand(fc.images.shape[0], teacher.num_ws, -1)
+            buffers = getattr(ctx.synth, "noise_buffers", None)
+            noise0 = buffers() if buffers is not None and ctx.inv["optimize_noise"] else None
             ws, _ = invert_latent(ctx.synth, fc.images, w0, steps=int(ctx.inv["steps"]), lr=float(ctx.inv["lr"]),
                                   perceptual=ctx.lpips, lpips_weight=float(ctx.inv["lpips_weight"]),
-                                  l2_weight=float(ctx.inv["l2_weight"]))
+                                  l2_weight=float(ctx.inv["l2_weight"]), noise_init=noise0,
+                                  noise_weight=float(ctx.inv["noise_weight"]))
             generated = pipeline.albedo_generator(ws).clamp(0, 1)
             if ctx.inv["blend"]:
                 r = generated.shape[-1]
