@@ -109,11 +109,13 @@ class FaceFitter(nn.Module):
         render_size: side (pixels) of the photometric renders (the crop is resized to it).
         robust_scale: Cauchy scale of the photometric residual (colour units): a pixel off by this much weighs 1/2.
         init_camera: re-solve the camera from the landmarks before the first stage.
+        grey_light: start from the estimator's light made grey (its RGB mean per SH band): the colour belongs to the
+            albedo, and a tinted start would tint the de-lit albedo of a grey photo.
     """
 
     def __init__(self, head: HeadModel, stages: Sequence[FitStage | Mapping[str, Any]] = (),
                  weights: Optional[Mapping[str, float]] = None, render_size: int = 64, robust_scale: float = 0.1,
-                 init_camera: bool = True) -> None:
+                 init_camera: bool = True, grey_light: bool = True) -> None:
         super().__init__()
         unknown = sorted(set(weights or {}) - set(DEFAULT_WEIGHTS))
         if unknown:
@@ -124,6 +126,7 @@ class FaceFitter(nn.Module):
         self.render_size = int(render_size)
         self.robust_scale = float(robust_scale)
         self.init_camera = bool(init_camera)
+        self.grey_light = bool(grey_light)
         self.renderer = FaceRenderer(head.faces, head.verts_uvs, head.faces_uvs, self.render_size)
         self.landmark_flame = landmark_flame(head.flame)  # exact landmarks, a fraction of the vertices
 
@@ -186,6 +189,8 @@ class FaceFitter(nn.Module):
                for k in ("shape", "expression", "global_pose", "neck_pose", "jaw_pose")}
         var["cam"] = torch.zeros(n, 3, device=dev, dtype=dtype)  # (log-scale, tx, ty) offsets in NDC
         var["light"] = init.light.detach().clone().to(dev, dtype)
+        if self.grey_light and self.stages:
+            var["light"] = var["light"].mean(-1, keepdim=True).expand(n, 9, 3).clone()
         eye = p0.eye_pose.detach().to(dev, dtype)
         cam0 = init.cam.detach().to(dev, dtype)
 
