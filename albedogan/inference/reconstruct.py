@@ -67,6 +67,7 @@ __all__ = [
     "Outcome",
     "differentiable_synthesis",
     "find_faces",
+    "fit_photo",
     "invert_latent",
     "noise_regularization",
     "overlay_fit",
@@ -588,6 +589,49 @@ def fit_crops(pipeline: FacePipeline, fitter: FaceFitter, images: torch.Tensor, 
         return estimate, None
     result = fitter(images, targets, estimate)
     return result.estimate, result
+
+
+@dataclass(frozen=True)
+class PhotoFit:
+    """The fit of the largest face of a photo (:func:`fit_photo`).
+
+    Attributes:
+        detection: the chosen face (box and 5 landmarks in the pixels of ``found.image``).
+        crop: the roll-straightened crop (image + photo→crop matrix).
+        crop_tensor: (1, 3, S, S) float [0, 1] crop on the pipeline's device.
+        estimate: FLAME parameters, camera (crop NDC) and light (fitted when a fitter and landmarks were given).
+        n_faces: number of faces the detector found.
+        found: the orientation and detections (:class:`FoundFaces`).
+    """
+
+    detection: FaceDetection
+    crop: AlignedCrop
+    crop_tensor: torch.Tensor
+    estimate: FaceEstimate
+    n_faces: int
+    found: FoundFaces
+
+
+@torch.no_grad()
+def fit_photo(image: np.ndarray, pipeline: FacePipeline, face_detector, min_face_size: int = 24,
+              crop_size: int = 224, crop_scale: float = 1.25, landmark_detector: Optional[LandmarkDetector] = None,
+              fitter: Optional[FaceFitter] = None, rotations: Sequence[int] = (90, 180, 270)) -> PhotoFit:
+    """The largest face of an (H, W, 3) uint8 RGB photo: orientation, landmarks, crop, estimate (+ fit).
+
+    Without a landmark detector the crop comes from the detector's five points and the estimate is not refined.
+
+    Raises:
+        FaceNotFoundError: no face, or the largest one is smaller than ``min_face_size`` pixels.
+    """
+    found = find_faces(image, face_detector, rotations, "largest", 1, min_face_size)
+    fc = _crop_faces(found, landmark_detector, crop_size, crop_scale, pipeline.device)
+    det, crop = found.detections[0], fc.crops[0]
+    lmk5 = torch.as_tensor(crop.to_crop(det.landmarks5), dtype=fc.images.dtype, device=pipeline.device)[None]
+    if fitter is None:
+        estimate = pipeline.estimator(fc.images, landmarks5=lmk5)
+    else:
+        estimate, _ = fit_crops(pipeline, fitter, fc.images, fc.targets, lmk5)
+    return PhotoFit(det, crop, fc.images, estimate, found.n_faces, found)
 
 
 def _reconstruct_one(path: Path, ctx: _RunContext) -> Outcome:
