@@ -118,7 +118,7 @@ def test_fitter_recovers_landmarks_pose_and_light_batched(official_head, photome
             - target).norm(dim=-1).mean()
     err = (result.landmarks - target).norm(dim=-1).mean()
     assert result.landmarks.shape == (2, 68, 2) and result.estimate.cam.shape == (2, 3)
-    assert err < 0.25 * err0 and err < 0.01
+    assert err < 0.25 * err0 and err < 0.015  # NDC; the start is ~0.08
     assert torch.isfinite(result.estimate.light).all()
     if photometric:
         blue = lambda sh: (sh[:, 0, 2] - sh[:, 0, :2].mean(-1)).abs().mean()  # noqa: E731
