@@ -12,7 +12,10 @@ Two crops are provided:
   (:func:`estimate_similarity`, :func:`align_faces`, :func:`arcface_crop`);
 * the encoder crop: DECA's square crop around a detector box (side = mean of box width and height x ``scale``,
   centre moved down by 0.12 x that mean), resized so that the square's edges land on the first and last pixel
-  centres of the output (:func:`encoder_crop_matrices`, :func:`encoder_crop`).
+  centres of the output (:func:`encoder_crop_matrices`, :func:`encoder_crop`);
+* the landmark crop: DECA's crop from 68 landmarks (bbox of the points, side = 1.1 x mean bbox side x ``scale``),
+  here first rotated upright by the eye line so every face is roll-straightened and consistently scaled
+  (:func:`landmark_crop_matrices`, :func:`landmark_crop`).
 
 Torch functions are batched, differentiable, device- and dtype-agnostic; numpy twins work on single
 ``H x W x C`` images for data preparation.
@@ -42,8 +45,11 @@ __all__ = [
     "encoder_crop_matrices",
     "estimate_similarity",
     "invert_affine",
+    "landmark_crop",
+    "landmark_crop_matrices",
     "transform_points",
     "warp_affine",
+    "warp_numpy",
 ]
 
 DECA_BOX_CENTER_SHIFT = 0.12
@@ -142,7 +148,7 @@ class AlignedCrop:
         return transform_points(points, self.matrix)
 
 
-def _warp_numpy(image: np.ndarray, matrix: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+def warp_numpy(image: np.ndarray, matrix: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
     """Warp one (H, W, C) or (H, W) numpy image with ``warp_affine`` (same convention), keeping its dtype."""
     if image.ndim not in (2, 3):
         raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {image.shape}")
@@ -173,7 +179,7 @@ def arcface_crop(image: np.ndarray, landmarks5: np.ndarray, size: int = 112) -> 
         raise ValueError(f"arcface_crop: landmarks5 must be (5, 2), got {pts.shape}")
     template = ARCFACE_TEMPLATE_112.to(torch.float64) * (size / 112.0)
     matrix = estimate_similarity(torch.from_numpy(pts)[None], template)[0].numpy()
-    return AlignedCrop(image=_warp_numpy(image, matrix, (size, size)), matrix=matrix)
+    return AlignedCrop(image=warp_numpy(image, matrix, (size, size)), matrix=matrix)
 
 
 def _box_of(detection: "FaceDetection | Sequence[float] | np.ndarray") -> np.ndarray:
@@ -209,4 +215,64 @@ def encoder_crop(
         return AlignedCrop(image=warp_affine(image, matrices, (size, size)), matrix=matrices)
     box = torch.from_numpy(_box_of(detection))[None]
     matrix = encoder_crop_matrices(box, size, scale, center_shift)[0].numpy()
-    return AlignedCrop(image=_warp_numpy(np.asarray(image), matrix, (size, size)), matrix=matrix)
+    return AlignedCrop(image=warp_numpy(np.asarray(image), matrix, (size, size)), matrix=matrix)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# landmark (DECA) crop, roll-straightened
+
+
+def landmark_crop_matrices(landmarks: torch.Tensor, size: int = 224, scale: float = 1.25,
+                           straighten: bool = True) -> torch.Tensor:
+    """Matrices of a roll-straightened square crop from 68 (iBUG) landmarks, DECA's landmark bbox.
+
+    The roll is the angle of the line from the image-left eye centre (points 36-41) to the image-right one (42-47);
+    the points are rotated by minus that angle about their bbox centre, and in that upright frame DECA's rule
+    applies: bbox of the points, ``side = scale * 1.1 * (bbox width + bbox height) / 2`` about the bbox centre,
+    mapped onto ``[0, size - 1]``.
+
+    Args:
+        landmarks: (N, 68, 2) (x, y) source pixel coordinates (5-point input (N, 5, 2) also works: the eyes are
+            then points 0 and 1).
+        size: output side in pixels.
+        scale: DECA's crop scale (1.25).
+        straighten: rotate by the eye line (False = DECA's axis-aligned crop).
+
+    Returns:
+        (N, 2, 3) matrices source pixels -> crop pixels (dtype/device of ``landmarks``); the crop's roll is
+        ``atan2(M[1, 0], M[0, 0])`` (radians, the rotation applied).
+    """
+    if landmarks.ndim != 3 or landmarks.shape[-1] != 2 or landmarks.shape[1] not in (5, 68):
+        raise ValueError(f"landmark_crop_matrices: landmarks must be (N, 68|5, 2), got {tuple(landmarks.shape)}")
+    pts = landmarks
+    if pts.shape[1] == 68:
+        left, right = pts[:, 36:42].mean(1), pts[:, 42:48].mean(1)
+    else:
+        left, right = pts[:, 0], pts[:, 1]
+    d = right - left
+    angle = torch.atan2(d[:, 1], d[:, 0]) if straighten else torch.zeros_like(d[:, 0])
+    cos, sin = torch.cos(-angle), torch.sin(-angle)
+    rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], 1)  # (N, 2, 2)
+    upright = pts @ rot.transpose(1, 2)  # rotated about the origin
+    lo, hi = upright.amin(1), upright.amax(1)  # (N, 2)
+    centre = (lo + hi) / 2.0
+    side = scale * 1.1 * ((hi - lo).sum(-1) / 2.0)  # (N,)
+    if bool((side <= 0).any()):
+        raise ValueError("landmark_crop_matrices: all landmarks of a face coincide; check the detector")
+    k = ((size - 1) / side)[:, None, None]
+    lin = k * rot
+    t = (size - 1) / 2.0 - k[:, :, 0] * centre
+    return torch.cat([lin, t[..., None]], dim=-1)
+
+
+def landmark_crop(image: np.ndarray, landmarks: np.ndarray, size: int = 224, scale: float = 1.25,
+                  straighten: bool = True) -> AlignedCrop:
+    """Roll-straightened DECA crop of one numpy image from its (68|5, 2) landmarks (:func:`landmark_crop_matrices`).
+
+    Returns:
+        :class:`AlignedCrop` with a (size, size[, C]) image of the input dtype and a (2, 3) float64 matrix; its
+        ``to_source`` maps crop points back to the photo.
+    """
+    pts = torch.as_tensor(np.asarray(landmarks, dtype=np.float64))[None]
+    matrix = landmark_crop_matrices(pts, size, scale, straighten)[0].numpy()
+    return AlignedCrop(image=warp_numpy(np.asarray(image), matrix, (size, size)), matrix=matrix)

@@ -312,14 +312,21 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def forward(
-        self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1.0
+        self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1.0,
+        noise_input: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: (N, I, R/up, R/up), w: (N, w_dim) -> (N, O, R, R)."""
+        """x: (N, I, R/up, R/up), w: (N, w_dim) -> (N, O, R, R).
+
+        ``noise_input``: explicit unit noise broadcastable to (N, 1, R, R) (rosinality's ``noise=`` entry, NVIDIA's
+        ``noise_const`` buffer); scaled by ``noise_strength`` and used instead of ``noise_mode``'s.
+        """
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         styles = self.affine(w)  # (N, I)
         noise = None
-        if self.use_noise and noise_mode == "random":
+        if self.use_noise and noise_input is not None:
+            noise = noise_input.to(x.device) * self.noise_strength
+        elif self.use_noise and noise_mode == "random":
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
@@ -391,8 +398,10 @@ class SynthesisBlock(nn.Module):
         noise_mode: str = "random",
         fused_modconv: bool | None = None,
         force_fp32: bool = False,
+        noise: Sequence[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (N, I, R/2, R/2) or None, img: (N, C, R/2, R/2) or None, ws: (N, num_conv+1, w_dim).
+        """x: (N, I, R/2, R/2) or None, img: (N, C, R/2, R/2) or None, ws: (N, num_conv+1, w_dim); ``noise``: None or
+        one explicit unit-noise tensor per conv layer (see :meth:`SynthesisLayer.forward`).
 
         Returns:
             x: (N, O, R, R) features; img: (N, C, R, R) float32 running image.
@@ -403,13 +412,14 @@ class SynthesisBlock(nn.Module):
         if fused_modconv is None:
             fused_modconv = not self.training
         w_rows = ws.unbind(dim=1)
+        n0, n1 = (None, None) if noise is None else ((None, noise[0]) if self.in_channels == 0 else tuple(noise))
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
-            x = self.conv1(x, w_rows[0], noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv1(x, w_rows[0], noise_mode=noise_mode, fused_modconv=fused_modconv, noise_input=n1)
         else:
             assert_shape(x, [ws.shape[0], self.in_channels, self.resolution // 2, self.resolution // 2], "x")
-            x = self.conv0(x.to(dtype), w_rows[0], noise_mode=noise_mode, fused_modconv=fused_modconv)
-            x = self.conv1(x, w_rows[1], noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv0(x.to(dtype), w_rows[0], noise_mode=noise_mode, fused_modconv=fused_modconv, noise_input=n0)
+            x = self.conv1(x, w_rows[1], noise_mode=noise_mode, fused_modconv=fused_modconv, noise_input=n1)
         y = self.torgb(x, w_rows[self.num_conv], fused_modconv=fused_modconv).to(torch.float32)
         img = y if img is None else upsample2d(img, self.resample_filter) + y
         return x, img
@@ -489,6 +499,7 @@ class SynthesisNetwork(nn.Module):
         noise_mode: str = "random",
         fused_modconv: bool | None = None,
         force_fp32: bool = False,
+        noise: Sequence[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Synthesise images.
 
@@ -497,17 +508,37 @@ class SynthesisNetwork(nn.Module):
             noise_mode: ``"random"``, ``"const"`` (deterministic) or ``"none"``.
             fused_modconv: None = fused in eval mode, unfused in training mode.
             force_fp32: disable fp16 blocks even on CUDA.
+            noise: None, or explicit unit noise per conv layer, ``num_ws - 1`` tensors broadcastable to (N, 1, r, r)
+                in rosinality's ``noise=`` order (b4.conv1, b8.conv0, b8.conv1, b16.conv0, ...): the layout of
+                :meth:`noise_buffers` (NVIDIA's ``noise_const`` per layer). Each is scaled by its layer's
+                ``noise_strength``; overrides ``noise_mode``. Differentiable (a projector may optimise them).
 
         Returns:
             (N, img_channels, R, R) float32 images, nominal range [-1, 1].
         """
         assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
+        if noise is not None and len(noise) != self.num_ws - 1:
+            raise ValueError(f"synthesis: noise must hold {self.num_ws - 1} per-layer tensors (one per conv layer, "
+                             f"b4.conv1, b8.conv0, b8.conv1, ...), got {len(noise)}")
         ws = ws.to(torch.float32)
         x = img = None
+        k = 0
         for res, cur in zip(self.block_resolutions, self.block_ws(ws)):
-            x, img = getattr(self, f"b{res}")(x, img, cur, noise_mode=noise_mode, fused_modconv=fused_modconv,
-                                               force_fp32=force_fp32)
+            block = getattr(self, f"b{res}")
+            per_block = None if noise is None else noise[k:k + block.num_conv]
+            k += block.num_conv
+            x, img = block(x, img, cur, noise_mode=noise_mode, fused_modconv=fused_modconv, force_fp32=force_fp32,
+                           noise=per_block)
         return img
+
+    def noise_buffers(self) -> list[torch.Tensor]:
+        """The stored ``noise_const`` of every conv layer (each (1, 1, r, r)), in the order ``noise=`` takes."""
+        out = []
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            convs = [block.conv1] if block.in_channels == 0 else [block.conv0, block.conv1]
+            out += [c.noise_const[None, None] for c in convs]
+        return out
 
 
 class Generator(nn.Module):
@@ -563,10 +594,13 @@ class Generator(nn.Module):
         noise_mode: str = "random",
         fused_modconv: bool | None = None,
         force_fp32: bool = False,
+        noise: Sequence[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """z: (N, z_dim) -> images (N, img_channels, R, R) float32, nominal range [-1, 1]."""
+        """z: (N, z_dim) -> images (N, img_channels, R, R) float32, nominal range [-1, 1] (``noise``: see
+        :meth:`SynthesisNetwork.forward`)."""
         ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, force_fp32=force_fp32)
+        return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, force_fp32=force_fp32,
+                              noise=noise)
 
     @torch.no_grad()
     def estimate_w_avg(self, num_samples: int = 4096, seed: int = 0, batch: int = 1024) -> torch.Tensor:

@@ -132,6 +132,35 @@ def test_native_matches_independent_rosinality_reference() -> None:
     assert torch.allclose(G2.synthesis(ws, noise_mode="const"), ref, atol=1e-4)
 
 
+def test_explicit_noise_list_matches_rosinality_and_nvidia_buffers() -> None:
+    """``synthesis(ws, noise=[...])``: rosinality's ``noise=`` list (it replaces ``noises.noise_i``, scaled by each
+    layer's ``noise.weight``) and NVIDIA's per-layer ``noise_const`` buffers (noise_mode='const') are the same
+    thing; per-sample (N, 1, r, r) tensors act per sample."""
+    G, _ = tiny_pair(32)
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith("noise_strength"):
+                p.fill_(0.3)  # visible noise
+    sd, latent_avg = ros.generator_to_rosinality(G)
+    ws = G.mapping(torch.randn(2, 16), truncation_psi=0.7)
+    buffers = G.synthesis.noise_buffers()
+    assert [tuple(b.shape[-2:]) for b in buffers] == [tuple(sd[f"noises.noise_{i}"].shape[-2:])
+                                                       for i in range(len(buffers))]
+    assert torch.allclose(G.synthesis(ws, noise=buffers), G.synthesis(ws, noise_mode="const"), atol=1e-6)
+    gen = torch.Generator().manual_seed(5)
+    fresh = [torch.randn(1, 1, *b.shape[-2:], generator=gen) for b in buffers]
+    ref = _ros_reference_generator({**sd, **{f"noises.noise_{i}": t for i, t in enumerate(fresh)}}, ws)
+    out = G.synthesis(ws, noise=fresh)
+    assert torch.allclose(out, ref, atol=1e-4)
+    assert not torch.allclose(out, G.synthesis(ws, noise_mode="const"), atol=1e-3)  # the noise matters
+    per_sample = [torch.cat([f, torch.randn(f.shape, generator=gen)]) for f in fresh]
+    both = G.synthesis(ws, noise=per_sample)
+    assert torch.allclose(both[:1], G.synthesis(ws[:1], noise=[t[:1] for t in per_sample]), atol=1e-5)
+    assert torch.allclose(both[1:], G.synthesis(ws[1:], noise=[t[1:] for t in per_sample]), atol=1e-5)
+    with pytest.raises(ValueError, match="per-layer tensors"):
+        G.synthesis(ws, noise=fresh[:-1])
+
+
 def test_discriminator_round_trip_and_names() -> None:
     _, D = tiny_pair(32)
     sd = ros.discriminator_to_rosinality(D)
