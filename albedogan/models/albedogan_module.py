@@ -50,6 +50,7 @@ from albedogan.losses.photometric import albedo_distillation_loss, masked_l1
 from albedogan.losses.regularizers import l2_regularizer, light_regularizer
 from albedogan.models.ema import ModelEMA
 from albedogan.models.phases import PhaseSchedule
+from albedogan.models.targets import AlbedoTarget
 from albedogan.render import FaceRenderer, WeakPerspectiveCamera, sample_texture
 from albedogan.render.cameras import pixels_to_ndc
 from albedogan.structures import FaceEstimate, RenderOutput, TeacherSample
@@ -426,28 +427,48 @@ class AlbedoGANModule(pl.LightningModule):
             self.log(f"{prefix}/{name}", value.detach(), batch_size=batch_size)
 
     # ------------------------------------------------------------------ training
-    def training_step(self, batch: LatentSample, batch_idx: int) -> None:
-        """One batch of latents -> one phase step (see the module docstring)."""
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        """One batch -> one phase step (see the module docstring).
+
+        ``batch`` is a :class:`LatentSample` (the teacher is sampled here), a cached teacher batch
+        (:class:`~albedogan.datamodules.teacher_cache.CachedTeacherSample`: image and ws from the cache, and its
+        FaceEstimate / target when it carries them) or a :class:`~albedogan.datamodules.real_faces.MixedBatch` whose
+        real photos join phase B (:func:`~albedogan.models.real_faces.real_face_terms`).
+        """
         step = self.global_step
         torch.manual_seed(self.seed * 1_000_003 + step * 131 + self.global_rank)
         phase = self.schedule.phase_at(step)
-        sample = self._sample(batch.z)
+        real = getattr(batch, "real", None)
+        teacher_batch = batch.teacher if real is not None else batch
+        sample, cached_estimate, cached_target = self._teacher_inputs(teacher_batch)
         n = sample.image.shape[0]
         self.log("train/phase", float(self.schedule.index_at(step)), batch_size=n, prog_bar=True)
         if phase == "albedo":
-            self._albedo_step(sample, step)
+            self._albedo_step(sample, step, cached_estimate, cached_target)
         else:
-            self._shape_step(sample)
+            self._shape_step(sample, real, float(getattr(batch, "real_fraction", 0.0)))
 
-    def _albedo_step(self, sample: TeacherSample, step: int) -> None:
+    def _teacher_inputs(self, batch: Any) -> tuple[TeacherSample, FaceEstimate | None, Any]:
+        """(teacher sample, cached estimate or None, cached AlbedoTarget-like record or None) of a batch."""
+        if isinstance(batch, LatentSample):
+            return self._sample(batch.z), None, None
+        target = None
+        if batch.target:
+            target = AlbedoTarget(**batch.target)
+        return batch.teacher_sample(), batch.face_estimate(), target
+
+    def _albedo_step(self, sample: TeacherSample, step: int, estimate: FaceEstimate | None = None,
+                     target: Any = None) -> None:
         opts = self.optimizers()
         opt_g, opt_d = opts[0], opts[1]
         w = self.weights
         n = sample.image.shape[0]
         self.estimator.eval()
         with torch.no_grad():
-            estimate = self.estimator(sample.image, truth=sample.truth)
-            target = self.target_builder(sample.image, estimate)
+            if estimate is None:  # else: cached with the teacher sample
+                estimate = self.estimator(sample.image, truth=sample.truth)
+            if target is None:
+                target = self.target_builder(sample.image, estimate)
         real = resize_uv(target.texture, self.uv_resolution).detach()
         trust = resize_uv(target.weight, self.uv_resolution).detach()
         ws = sample.ws.detach()
@@ -492,7 +513,7 @@ class AlbedoGANModule(pl.LightningModule):
         self._log_terms("train/albedo", {**d_terms, **g_terms}, n)
         self.log("train/albedo/target_visible", target.visible_fraction.mean(), batch_size=n)
 
-    def _shape_step(self, sample: TeacherSample) -> None:
+    def _shape_step(self, sample: TeacherSample, real: Any = None, real_fraction: float = 0.0) -> None:
         opt_s = self.optimizers()[2]
         w = self.weights
         n = sample.image.shape[0]
@@ -515,9 +536,27 @@ class AlbedoGANModule(pl.LightningModule):
             terms["reg_light"] = w.reg_light * light_regularizer(estimate.light)
         if not terms:
             raise ValueError("AlbedoGANModule: every shape-phase loss weight is 0; nothing to optimise in phase B")
+        if real is not None:
+            terms = self._mix_real_terms(terms, real, real_fraction, generator)
         self._check(terms, "shape")
         self._step(opt_s, sum(terms.values()), self.estimator, counted=True)
         self._log_terms("train/shape", terms, n)
+
+    def _mix_real_terms(self, terms: dict[str, torch.Tensor], real: Any, fraction: float,
+                        generator: nn.Module) -> dict[str, torch.Tensor]:
+        """Teacher terms × (1 - fraction) + real-photo terms × fraction (real ones logged as ``real_*``)."""
+        from albedogan.models.real_faces import mean_albedo, real_face_terms
+
+        w = self.weights
+        real_terms = real_face_terms(
+            real, self.estimator, mean_albedo(self.teacher, generator, self.device), self._render,
+            lambda out, mask, image: self._image_terms(out, mask, image, w.shape_photometric, w.shape_identity,
+                                                       w.shape_perceptual),
+            w.landmark,
+        )
+        mixed = {k: (1.0 - fraction) * v for k, v in terms.items()}
+        mixed.update({f"real_{k}": fraction * v for k, v in real_terms.items()})
+        return mixed
 
     def _landmark_term(self, pred: torch.Tensor, sample: TeacherSample) -> torch.Tensor | None:
         """Phase-B landmark loss of (N, 68, 2) rendered image-NDC landmarks against ``landmark_source``'s targets
