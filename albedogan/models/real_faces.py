@@ -16,7 +16,6 @@ import torch
 
 from albedogan.datamodules.real_faces import RealFaceSample
 from albedogan.losses.landmark import landmark_loss
-from albedogan.render.cameras import ndc_to_pixels
 from albedogan.structures import FaceEstimate, RenderOutput
 
 __all__ = ["real_face_terms", "mean_albedo"]
@@ -42,7 +41,7 @@ def real_face_terms(
     Args:
         real: batch of crops, (N, 3, H, W) images at the renderer's size, (N, K, 2) NDC landmarks, (N, 5, 2) NDC
             detector points, (N,) scores.
-        estimator: the estimator being refined (called with the crops and their five points in pixels).
+        estimator: the estimator being refined (called with the crops, as with teacher images).
         albedo: (1, 3, R, R) albedo for every crop (:func:`mean_albedo`).
         render: ``(estimate, albedo (N, 3, R, R)) -> (render, face-region mask)``.
         image_terms: ``(render, mask, images) -> {name: weighted term}`` (photometric / identity / perceptual).
@@ -52,8 +51,9 @@ def real_face_terms(
         ``{name: term}``: the image terms plus ``landmark``.
     """
     images = real.image
-    n, _, h, w = images.shape
-    estimate = estimator(images, landmarks5=ndc_to_pixels(real.landmarks5, (h, w)))
+    n = images.shape[0]
+    # like the teacher images, the crop is passed whole (its framing is set by data.mix.crop_scale)
+    estimate = estimator(images)
     out, mask = render(estimate, albedo.expand(n, -1, -1, -1))
     terms = image_terms(out, mask, images)
     if landmark_weight > 0:
