@@ -16,9 +16,8 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from albedogan.bench.bm_train import ROOT, _overrides
+from albedogan.bench.bm_train import ROOT, _overrides, _time_fit
 from albedogan.bench.common import BenchResult
-from albedogan.models.builder import build_training
 
 __all__ = ["run"]
 
@@ -26,24 +25,9 @@ __all__ = ["run"]
 def _step_seconds(cfg, device: torch.device, steps: int, precision: str) -> tuple[float, int]:
     """Seconds per training step: (time of a ``steps + 1``-step fit - time of a 1-step fit) / steps, so the
     per-fit overhead (trainer, loader and worker start) cancels."""
-    import pytorch_lightning as pl
-
-    model, data = build_training(cfg)
-    accel = "gpu" if device.type == "cuda" else "cpu"
-
-    def fit(n: int) -> float:
-        trainer = pl.Trainer(max_steps=n, accelerator=accel, devices=1, logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                             precision=precision)
-        start = time.perf_counter()
-        trainer.fit(model, datamodule=data)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
-
-    fit(1)  # warm-up (first-call costs)
-    one = fit(1)
-    return max(fit(steps + 1) - one, 1e-9) / steps, int(data.batch_size)
+    long, batch = _time_fit(cfg, device, steps + 1, precision)
+    short, _ = _time_fit(cfg, device, 1, precision)
+    return max(long * (steps + 1) - short, 1e-9) / steps, batch
 
 
 def run(device: torch.device, full: bool) -> list[BenchResult]:
