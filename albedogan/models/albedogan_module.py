@@ -21,6 +21,10 @@ Phase B (``"shape"``): G_A frozen (its EMA or live copy, ``shape_albedo``); the 
     landmarks (:func:`landmarks5_from_68`) and weighted by the detection score (:func:`detector_landmark_targets`;
     images without a face contribute nothing); ``"none"``.
 
+Batches: latents (the teacher is sampled here), cached teacher samples (image and ws from disk, plus the estimate and
+target phase A would otherwise compute) or mixed batches whose real photos join phase B only
+(:meth:`AlbedoGANModule.training_step`).
+
 Discriminator inputs are albedo maps mapped from [0, 1] to [-1, 1] (StyleGAN convention). Adam learning rates and
 betas are scaled by the lazy-regularisation ratio ``k / (k + 1)`` (REFERENCE §2). Every loss term is checked:
 a NaN/inf raises :class:`NonFiniteLossError` naming the term, the phase and the step.

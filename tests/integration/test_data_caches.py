@@ -133,8 +133,8 @@ def _trained_state(ckpt: Path) -> dict[str, torch.Tensor]:
 def test_training_from_cache_resumes_exactly(project_root, synthetic_data_dir, tmp_path, reference_cache):
     from albedogan.entry import run_train
 
-    # 4 steps = albedo, albedo, albedo, shape: cached estimate/target in phase A, estimator trained in phase B;
-    # batch 2 over 10 cached samples: the resumed half crosses an epoch boundary (reshuffled order)
+    # 7 steps = A A A S A A S (debug schedule): cached estimate/target in phase A, the estimator trained in phase B;
+    # 14 samples from a 10-sample cache: the resumed part (steps 4-7) crosses an epoch boundary (reshuffled order)
     fast = ["trainer.max_steps=7", "trainer.limit_val_batches=0", "callbacks.image_grid=null",
             "callbacks.model_checkpoint.every_n_train_steps=3"]
 
