@@ -11,10 +11,12 @@ largest face detected (YuNet by default), cropped as the estimator expects (DECA
 skipped with a reason (``unreadable``/``truncated``/... from the loader, ``no_face``, ``tiny_face``) recorded in
 the shard sidecars and counted in the manifest (``num_skipped``, ``skipped_reasons``).
 
-Landmarks: the five detector points always (``landmarks5``, used to crop and as the estimator's landmark input);
-with a ``landmark_detector`` (a callable ``(image uint8 (H, W, 3), FaceDetection) -> (68, 2) pixels``, e.g. a dlib
-68-point predictor) also the 68 iBUG points, and ``landmarks`` / ``landmark_set`` say which set phase B fits:
-``"ibug68"`` or ``"yunet5"`` (recorded in the cache config and manifest). All landmarks are stored in image NDC of
+Landmarks: the five detector points always (``landmarks5``, used to crop); with a ``landmark_detector`` (an
+object with ``landmarks(image uint8 (H, W, 3), FaceDetection) -> (K, 2) pixels | None`` and ``n_points``, the
+landmark-detector interface of ``albedogan.datamodules.landmarks``, e.g. dlib's 68-point predictor; or a plain
+callable with that signature giving 68 points) also its points, and ``landmarks`` / ``landmark_set`` say which set
+phase B fits: ``"ibug68"`` or ``"yunet5"`` (recorded in the cache config and manifest). A face the landmark
+detector gives no points for is skipped (``no_landmarks``). All landmarks are stored in image NDC of
 the crop (x right, y down, pixel centres at integers: :func:`~albedogan.render.cameras.pixels_to_ndc`), so they do
 not depend on the resolution the crop is used at.
 
@@ -97,6 +99,11 @@ def _files_digest(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+def _landmark_count(landmark_detector: Any) -> int:
+    """Points per face of a landmark detector (its ``n_points``; 68 for a plain callable)."""
+    return int(getattr(landmark_detector, "n_points", 68))
+
+
 def _crop_face(pixels: np.ndarray, detector: Any, landmark_detector: Callable | None, resolution: int,
                crop_scale: float, min_face_size: float) -> tuple[str, str, dict[str, Any] | None]:
     """(reason, detail, record): record = crop + NDC landmarks, or None with the reason it was skipped."""
@@ -116,10 +123,14 @@ def _crop_face(pixels: np.ndarray, detector: Any, landmark_detector: Callable | 
     record = {"image": crop.image, "landmarks5": ndc(det.landmarks5), "score": float(det.score),
               "n_faces": len(found)}
     if landmark_detector is not None:
-        pts68 = np.asarray(landmark_detector(pixels, det), dtype=np.float64)
-        if pts68.shape != (68, 2):
-            raise ValueError(f"landmark_detector returned shape {pts68.shape}, expected (68, 2) pixels")
-        record["landmarks"] = ndc(pts68)
+        points = getattr(landmark_detector, "landmarks", landmark_detector)(pixels, det)
+        if points is None:
+            return "no_landmarks", "the landmark detector found no landmarks on the detected face", None
+        points = np.asarray(points, dtype=np.float64)
+        expected = _landmark_count(landmark_detector)
+        if points.shape != (expected, 2):
+            raise ValueError(f"landmark_detector returned shape {points.shape}, expected ({expected}, 2) pixels")
+        record["landmarks"] = ndc(points)
     else:
         record["landmarks"] = record["landmarks5"]
     return "", "", record
@@ -153,7 +164,7 @@ def write_face_cache(
         max_pixels, max_side: loader guards (see :func:`~albedogan.datamodules.images.load_image`).
         shard_size: files per shard.
         recursive: search sub-folders.
-        landmark_detector: optional 68-point landmark detector (module docstring).
+        landmark_detector: optional landmark detector (module docstring).
         rank, world_size: writer rank (default :func:`~albedogan.datamodules.shards.resolve_rank`).
         config: settings recorded with the cache (a rerun with other settings is refused).
 
@@ -164,7 +175,9 @@ def write_face_cache(
     rank, world_size = resolve_rank(rank, world_size)
     paths = iter_image_paths(path, recursive=recursive)
     root = Path(root)
-    landmark_set = "ibug68" if landmark_detector is not None else "yunet5"
+    landmark_set = "yunet5" if landmark_detector is None or _landmark_count(landmark_detector) == 5 else "ibug68"
+    if landmark_detector is not None and _landmark_count(landmark_detector) not in (5, 68):
+        raise ValueError(f"landmark_detector gives {_landmark_count(landmark_detector)} points; 5 or 68 are supported")
     config = {**dict(config or {}), "files": len(paths), "files_sha256": _files_digest(paths),
               "landmark_set": landmark_set, "resolution": resolution}
     check_cache_config(root, config)
@@ -257,7 +270,8 @@ class RealFaceMix:
         crop_scale, min_face_size, max_pixels, max_side, recursive, shard_size: cropping / loading settings (see
             :func:`write_face_cache`).
         detector: face detector kind for :func:`~albedogan.datamodules.detection.build_face_detector`.
-        landmark_detector: optional 68-point landmark detector (module docstring); None = the detector's 5 points.
+        landmark_detector: optional landmark detector (module docstring), e.g. ``build_landmark_detector`` with
+            ``kind: dlib68``; None = the face detector's 5 points.
         shuffle: seeded per-epoch order of the real crops.
         seed: order seed.
         num_workers: DataLoader workers of the real part.

@@ -118,3 +118,44 @@ def test_real_terms_send_gradients_to_the_estimator(project_root, synthetic_data
     trained = [p for p in model.estimator.parameters() if p.requires_grad]
     assert trained and any(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
     assert all(p.grad is None for p in model.G.parameters())
+
+
+class _Fake68:
+    """A 68-point landmark detector stand-in (iBUG layout around the detector's 5 points) for the cache plumbing."""
+
+    n_points = 68
+
+    def landmarks(self, image, detection):
+        import numpy as np
+
+        five = detection.landmarks5
+        pts = np.repeat(five[2:3], 68, axis=0)  # nose tip everywhere else
+        pts[36:42], pts[42:48], pts[48], pts[54] = five[0], five[1], five[3], five[4]
+        return pts
+
+
+def test_68_point_landmarks_are_cached_and_fitted(project_root, synthetic_data_dir, tmp_path, photos, face_cache):
+    from albedogan.datamodules.real_faces import RealFaceMix, write_face_cache
+    from albedogan.datamodules.detection import build_face_detector
+    from albedogan.models.builder import build_training
+    from albedogan.models.real_faces import mean_albedo, real_face_terms
+
+    faces = tmp_path / "faces68"
+    result = write_face_cache(faces, photos[0] / "00000", build_face_detector("yunet"), resolution=64,
+                              crop_scale=2.0, shard_size=4, landmark_detector=_Fake68(),
+                              config={"kind": "faces", **RealFaceMix(shard_size=4, crop_scale=2.0,
+                                                                    resolution=64).cache_settings()})
+    assert result["num_samples"] == 2
+    assert json.loads((faces / "manifest.json").read_text())["landmark_set"] == "ibug68"
+    cache = RealFaceMix(0.5, root=str(faces), image_size=32, shard_size=4, crop_scale=2.0, resolution=64).open()
+    sample = cache[(0, 0)]
+    assert sample.landmarks.shape == (68, 2)
+    assert torch.allclose(sample.landmarks[36:42].mean(0), sample.landmarks5[0])
+    cfg = _compose(project_root, _overrides(project_root, synthetic_data_dir, tmp_path / "o", photos[0],
+                                            face_cache[0]))
+    model, _ = build_training(cfg)
+    batch = type(sample)(*[torch.stack([torch.as_tensor(getattr(cache[(0, j)], f)) for j in range(2)])
+                           for f in sample._fields])
+    terms = real_face_terms(batch, model.estimator, mean_albedo(model.teacher, model.G_ema, model.device),
+                            model._render, lambda out, mask, image: {}, 1.0)
+    assert set(terms) == {"landmark"} and torch.isfinite(terms["landmark"])
