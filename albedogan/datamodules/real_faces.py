@@ -43,6 +43,7 @@ from albedogan.datamodules.shards import (
     PositionedLoader,
     ShardedCache,
     check_cache_config,
+    config_diff,
     decode_arrays,
     decode_png,
     encode_arrays,
@@ -348,11 +349,9 @@ class RealFaceMix:
         cache = ShardedCache(self.root, _face_decoder(self.image_size))
         if cache.manifest.get("kind") != "faces":
             raise CacheError(f"{self.root} is not a face cache (kind {cache.manifest.get('kind')!r})")
-        saved = {k: cache.config.get(k) for k in self.cache_settings()}
-        if saved != self.cache_settings():
-            diff = "; ".join(f"{k}: cache {saved[k]!r} vs now {v!r}" for k, v in self.cache_settings().items()
-                             if saved[k] != v)
-            raise CacheError(f"the face cache at {self.root} was written with other settings ({diff})")
+        detail = config_diff({k: cache.config.get(k) for k in self.cache_settings()}, self.cache_settings())
+        if detail:
+            raise CacheError(f"the face cache at {self.root} was written with other settings ({detail})")
         if cache.config.get("landmark_set") not in LANDMARK_SETS:
             raise CacheError(f"{self.root}: unknown landmark_set {cache.config.get('landmark_set')!r}")
         return cache

@@ -51,6 +51,7 @@ __all__ = [
     "shard_done",
     "finalize_manifest",
     "check_cache_config",
+    "config_diff",
     "encode_png",
     "decode_png",
     "encode_arrays",
@@ -137,6 +138,12 @@ def _sha256(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def config_diff(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """``"key: cache <saved> vs now <now>; ..."`` for every top-level key whose values differ ("" when none)."""
+    keys = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    return "; ".join(f"{k}: cache {saved.get(k)!r} vs now {now.get(k)!r}" for k in keys)
+
+
 def check_cache_config(root: str | os.PathLike, config: Mapping[str, Any]) -> None:
     """Record ``config`` in ``root/cache_config.json``, or check that an existing cache was written with it.
 
@@ -146,10 +153,8 @@ def check_cache_config(root: str | os.PathLike, config: Mapping[str, Any]) -> No
     path = Path(root) / CONFIG
     config = json.loads(json.dumps(dict(config)))  # plain JSON values, as they are read back
     if path.is_file():
-        old = json.loads(path.read_text())
-        diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-        if diff:
-            detail = "; ".join(f"{k}: cache {old.get(k)!r} vs now {config.get(k)!r}" for k in diff)
+        detail = config_diff(json.loads(path.read_text()), config)
+        if detail:
             raise CacheError(f"{root} holds a cache written with other settings ({detail}); choose another "
                              "data.root or delete that folder to rewrite it")
         return
@@ -341,7 +346,8 @@ class RankBatchSampler(Sampler):
                  if self.shuffle else self.shards)
         out: list[tuple[int, int]] = []
         for s in order:
-            inner = _permutation(self.sizes[s], self.seed, epoch, 1_000_003 + s) if self.shuffle else range(self.sizes[s])
+            n = self.sizes[s]
+            inner = _permutation(n, self.seed, epoch, 1_000_003 + s) if self.shuffle else range(n)
             out += [(s, j) for j in inner]
         return out
 

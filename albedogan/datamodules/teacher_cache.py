@@ -36,6 +36,7 @@ from albedogan.datamodules.shards import (
     PositionedLoader,
     ShardedCache,
     check_cache_config,
+    config_diff,
     decode_arrays,
     decode_png,
     encode_arrays,
@@ -310,15 +311,10 @@ class TeacherCacheDataModule(LatentDataModule):
                              self.verify_checksums)
         if cache.manifest.get("kind") != "teacher":
             raise CacheError(f"{self.root} is not a teacher cache (kind {cache.manifest.get('kind')!r})")
-        if self.expected_config is not None:
-            saved = cache.config
-            diff = sorted(k for k in set(saved) | set(self.expected_config)
-                          if saved.get(k) != self.expected_config.get(k))
-            if diff:
-                raise CacheError(
-                    f"the teacher cache at {self.root} was written with other settings "
-                    f"({'; '.join(f'{k}: cache {saved.get(k)!r} vs now {self.expected_config.get(k)!r}' for k in diff)})"
-                    "; train with the overrides the cache was written with, or write a new cache (data.root)")
+        detail = config_diff(cache.config, self.expected_config) if self.expected_config is not None else ""
+        if detail:
+            raise CacheError(f"the teacher cache at {self.root} was written with other settings ({detail}); train "
+                             "with the overrides the cache was written with, or write a new cache (data.root)")
         z = cache[(0, 0)].z
         if z.shape[-1] != self.z_dim:
             raise CacheError(f"{self.root}: cached z has {z.shape[-1]} dims, the teacher takes {self.z_dim}")

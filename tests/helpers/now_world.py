@@ -26,7 +26,8 @@ def now_world(root: Path, head) -> Path:
     (data / "scans" / "S1").mkdir(parents=True)
     write_template_scan(data / "scans" / "S1", "scan", head)
     (data / "scans_lmks_onlypp" / "S1").mkdir(parents=True)
-    (data / "scans" / "S1" / "scan_picked_points.pp").rename(data / "scans_lmks_onlypp" / "S1" / "scan_picked_points.pp")
+    pp = "scan_picked_points.pp"
+    (data / "scans" / "S1" / pp).rename(data / "scans_lmks_onlypp" / "S1" / pp)
     (data / "iphone_pictures" / "S1" / "selfie").mkdir(parents=True)
     Image.fromarray(skdata.astronaut()).save(data / "iphone_pictures" / "S1" / "selfie" / "IMG_1.jpg")
     Image.new("RGB", (64, 64), "white").save(data / "iphone_pictures" / "S1" / "selfie" / "IMG_2.jpg")

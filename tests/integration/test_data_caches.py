@@ -97,8 +97,6 @@ def test_teacher_cache_killed_mid_shard_resumes_to_identical_shards(project_root
 
 def test_cached_samples_are_the_teacher_samples(project_root, synthetic_data_dir, tmp_path):
     """npy format: image, ws, estimate and target equal what the teacher / estimator / target builder give."""
-    import hydra
-
     from albedogan.caching import run_cache
     from albedogan.datamodules.latent_stream import seed_for_index
     from albedogan.models.builder import build_training
@@ -122,7 +120,6 @@ def test_cached_samples_are_the_teacher_samples(project_root, synthetic_data_dir
     assert torch.allclose(batch.target["texture"], target.texture, atol=1e-6)
     truth = batch.teacher_sample().truth
     assert torch.equal(truth.landmarks2d, sample.truth.landmarks2d)
-    del hydra
 
 
 def _trained_state(ckpt: Path) -> dict[str, torch.Tensor]:

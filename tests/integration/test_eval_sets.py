@@ -23,8 +23,9 @@ pytestmark = pytest.mark.integration
 
 def _evaluate_mode(root: Path, out: Path, *overrides: str):
     with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
-        cfg = compose(config_name="infer", overrides=["mode=evaluate", f"output_dir={out}", f"paths.root_dir={root}", "mode.n=2",
-                                                      "mode.batch_size=2", "mode.novel_yaws=[0.3]", *overrides])
+        cfg = compose(config_name="infer", overrides=["mode=evaluate", f"output_dir={out}", f"paths.root_dir={root}",
+                                                      "mode.n=2", "mode.batch_size=2", "mode.novel_yaws=[0.3]",
+                                                      *overrides])
     return hydra.utils.instantiate(cfg.mode)
 
 

@@ -26,10 +26,10 @@ def _compose(root: Path, overrides: list[str]):
         return compose(config_name="train", overrides=overrides)
 
 
-def _overrides(root, data_dir, out, photos, faces, *extra):
+def _overrides(root, data_dir, out, photos, faces, *extra, data="images"):
     # the procedural world frames whole heads: a wider crop than DECA's 1.25 matches its images
     return ["experiment=synthetic", f"paths.root_dir={root}", f"paths.data_dir={data_dir}",
-            f"paths.output_dir={out}", "callbacks.rich_progress_bar=null", "data=images", f"data.mix.path={photos}",
+            f"paths.output_dir={out}", "callbacks.rich_progress_bar=null", f"data={data}", f"data.mix.path={photos}",
             f"data.mix.root={faces}", "data.mix.shard_size=4", "data.mix.crop_scale=2.0", *extra]
 
 
@@ -80,10 +80,12 @@ def test_synthetic_run_trains_phase_b_on_real_photos(project_root, synthetic_dat
     from albedogan.entry import run_train
 
     folder, (faces, _) = photos[0], face_cache
+    # the default data=latent with the mix switched on (data=images is the same with real_fraction 0.5 preset)
     args = _overrides(project_root, synthetic_data_dir, tmp_path / "run", folder, faces,
-                      "trainer.max_steps=4", "model.schedule.cycle=[[albedo,1],[shape,1]]",
+                      "data.mix.real_fraction=0.5", "trainer.max_steps=4",
+                      "model.schedule.cycle=[[albedo,1],[shape,1]]",
                       "trainer.limit_val_batches=0", "callbacks.image_grid=null",
-                      "logger.csv.flush_logs_every_n_steps=1", "trainer.log_every_n_steps=1")
+                      "logger.csv.flush_logs_every_n_steps=1", "trainer.log_every_n_steps=1", data="latent")
     cfg = _compose(project_root, args)
     metrics = run_train(cfg)
     for name in ("train/shape/real_landmark", "train/shape/real_photometric", "train/shape/landmark"):
