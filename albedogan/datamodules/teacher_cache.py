@@ -2,8 +2,9 @@
 
 Sample ``i`` (0 <= i < ``num_samples``) is the latent stream's sample i: seed ``base_seed * 1_000_003 + i``
 (:func:`~albedogan.datamodules.latent_stream.seed_for_index`), z from that seed alone
-(:func:`~albedogan.utils.seeding.latents_for_seeds`), so a cached sample does not depend on the batch, shard, rank
-or rerun that produced it. Shard ``s`` holds samples ``s * shard_size ...`` (the last shard may be shorter). Each
+(:func:`~albedogan.utils.seeding.latents_for_seeds`), so a cached sample does not depend on the shard, rank or rerun
+that produced it (byte-identical shards for the same ``write.batch_size``; another write batch size may round the
+batched float kernels differently, ~1e-7). Shard ``s`` holds samples ``s * shard_size ...`` (the last shard may be shorter). Each
 sample (WebDataset key = the zero-padded index) has:
 
 * ``json``: ``{"index", "seed"}``;
