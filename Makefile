@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)
 export WANDB_MODE ?= offline
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: help install test test-full demo bench head-grid clean
+.PHONY: help install test test-full demo app app-test bench head-grid clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,16 @@ demo: install ## textured faces + contact sheet, turntable videos and a head-mod
 		mode.fps=18 mode.resolution=256 $(DEMO_WORLD) output_dir=$(DEMO)/video
 	$(PY) infer.py mode=head_grid output_dir=$(DEMO)/head_grid
 	@echo "demo outputs: $(DEMO)/faces (meshes, contact_sheet.png), $(DEMO)/video (mp4 + gif), $(DEMO)/head_grid"
+
+APP_PORT ?= 7860
+app: install ## interactive demo on http://127.0.0.1:7860 (APP_PORT=...): generate, reconstruct a photo, 3D viewer
+	$(PY) app.py mode.port=$(APP_PORT) output_dir=outputs/app
+
+CHROMIUM ?= /usr/bin/chromium
+app-test: install ## the demo in headless Chromium (installs Debian's chromium with apt-get when missing); screenshots -> docs/
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium (apt-get; needs root or sudo)"; \
+		$$(command -v sudo) apt-get install -y chromium; }
+	ALBEDOGAN_CHROMIUM=$(CHROMIUM) ALBEDOGAN_SCREENSHOT_DIR=docs $(PY) -m pytest -q -m slow tests/integration/test_app_browser.py
 
 head-grid: install ## contact sheet of the configured head model (FLAME=synthetic|flame2020|flame2023)
 	$(PY) infer.py mode=head_grid flame=$(or $(FLAME),synthetic) output_dir=outputs/head_grid

@@ -30,16 +30,15 @@ log = get_logger(__name__)
 def _write_teacher(cfg: DictConfig) -> dict[str, Any]:
     from albedogan.datamodules.teacher_cache import cache_config, write_teacher_cache
     from albedogan.entry import resolve_device
-    from albedogan.models.builder import _instantiate_with_head, check_training_assets
+    from albedogan.models.builder import check_training_assets, instantiate_with
 
     check_training_assets(cfg)
     data, write = cfg.data, cfg.data.write
     head = hydra.utils.instantiate(cfg.flame)
-    teacher = _instantiate_with_head(cfg.teacher, head)
+    teacher = instantiate_with(cfg.teacher, head=head)
     needs_estimate = bool(write.store_estimate) or bool(write.store_target)
-    estimator = _instantiate_with_head(cfg.estimator, head) if needs_estimate else None
-    target_builder = (hydra.utils.instantiate(cfg.model.target_builder, head=head)
-                      if bool(write.store_target) else None)
+    estimator = instantiate_with(cfg.estimator, head=head) if needs_estimate else None
+    target_builder = instantiate_with(cfg.model.target_builder, head=head) if bool(write.store_target) else None
     plain = OmegaConf.to_container
     return write_teacher_cache(
         data.root, teacher, estimator, target_builder, int(write.num_samples), int(write.shard_size),

@@ -7,15 +7,14 @@ import inspect
 from pathlib import Path
 
 import hydra
-import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from albedogan.utils.io import atomic_write_text
 from albedogan.utils.logging import get_logger
 from albedogan.utils.seeding import seed_everything
 
-__all__ = ["build_pipeline_from_config", "resolve_device", "run_infer", "run_train"]
+__all__ = ["build_pipeline_from_config", "resolve_device", "run_dir", "run_infer", "run_train"]
 
 log = get_logger(__name__)
 
@@ -30,26 +29,44 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def run_dir(cfg: DictConfig) -> Path:
+    """Where a run writes: ``output_dir`` (Hydra's run directory follows it); in a sweep (``-m``) each job's own
+    directory, which then becomes its ``output_dir``."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if "output_dir" in cfg and HydraConfig.initialized():
+        raw = str(cfg._get_node("output_dir")._value())
+        if HydraConfig.get().mode == RunMode.MULTIRUN or "${now:" in raw:  # the default: Hydra's own directory
+            with open_dict(cfg):
+                cfg.output_dir = str(HydraConfig.get().runtime.output_dir)
+    if "output_dir" not in cfg:
+        return Path(cfg.paths.output_dir)
+    return Path(cfg.output_dir)
+
+
 def _save_config(cfg: DictConfig, output_dir: str | Path) -> None:
+    if "output_dir" in cfg:  # the default holds a timestamp: record the folder actually used
+        with open_dict(cfg):
+            cfg.output_dir = str(output_dir)
     atomic_write_text(Path(output_dir) / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def build_pipeline_from_config(cfg: DictConfig, head, device: torch.device):
-    """Instantiate teacher (``head`` injected) and estimator from ``cfg`` and load ``cfg.checkpoint``."""
-    from albedogan.inference.pipeline import build_pipeline, load_inference_weights
+    """Instantiate teacher and estimator from ``cfg`` (shared objects injected as in training:
+    :func:`~albedogan.models.builder.instantiate_with`) and load ``cfg.checkpoint``."""
+    from albedogan.inference.pipeline import build_pipeline
+    from albedogan.models.builder import instantiate_with
+    from albedogan.models.weights_file import load_inference_weights
 
     if cfg.checkpoint is not None and not Path(str(cfg.checkpoint)).is_file():
         load_inference_weights(cfg.checkpoint)  # raises the missing-checkpoint error before anything is built
-    teacher = hydra.utils.instantiate(cfg.teacher, head=head)
-    estimator = hydra.utils.instantiate(cfg.estimator) if cfg.get("estimator") is not None else None
-    g_kwargs = cfg.get("albedo_generator")
-    prefixes = cfg.get("checkpoint_prefixes")
+    teacher = instantiate_with(cfg.teacher, head=head)
+    estimator = instantiate_with(cfg.estimator, head=head) if cfg.get("estimator") is not None else None
     return build_pipeline(
         teacher, head, estimator, cfg.checkpoint,
         allow_no_checkpoint=bool(cfg.allow_no_checkpoint),
         render_size=int(cfg.render_size), uv_resolution=int(cfg.uv_resolution),
-        albedo_generator_kwargs=OmegaConf.to_container(g_kwargs, resolve=True) if g_kwargs is not None else None,
-        checkpoint_prefixes=OmegaConf.to_container(prefixes, resolve=True) if prefixes is not None else None,
         device=device,
         world={"teacher": cfg.teacher, "estimator": cfg.get("estimator") or {},
                "flame": {"n_shape": cfg.flame.n_shape, "n_exp": cfg.flame.n_exp}},
@@ -65,8 +82,7 @@ def run_infer(cfg: DictConfig) -> int:
     """
     seed_everything(int(cfg.seed))
     device = resolve_device(cfg.device)
-    output_dir = Path(cfg.output_dir)
-    _save_config(cfg, output_dir)
+    _save_config(cfg, run_dir(cfg))
     mode = hydra.utils.instantiate(cfg.mode)
     params = inspect.signature(mode).parameters
     head = hydra.utils.instantiate(cfg.flame)
@@ -91,14 +107,17 @@ def run_train(cfg: DictConfig) -> dict[str, float]:
     from albedogan.models.builder import build_training, instantiate_group
 
     seed_everything(int(cfg.seed))
-    output_dir = Path(cfg.paths.output_dir)
-    _save_config(cfg, output_dir)
+    _save_config(cfg, run_dir(cfg))
     model, datamodule = build_training(cfg)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
+    if not loggers:  # logger=none: Lightning's LearningRateMonitor refuses to run without a logger
+        from pytorch_lightning.callbacks import LearningRateMonitor
+
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     from albedogan.models.checkpoint import AtomicCheckpointIO  # temp file next to the target: atomic on any fs
 
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                                   plugins=[AtomicCheckpointIO()])
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

@@ -11,7 +11,15 @@ from typing import Optional
 
 import torch
 
-__all__ = ["FlameParams", "FlameOutput", "FaceEstimate", "GroundTruth", "TeacherSample", "RenderOutput"]
+__all__ = [
+    "FaceEstimate",
+    "FlameOutput",
+    "FlameParams",
+    "GroundTruth",
+    "RenderOutput",
+    "TeacherSample",
+    "cat_records",
+]
 
 
 def _map_tensors(obj, fn):
@@ -24,6 +32,30 @@ def _map_tensors(obj, fn):
             value = _map_tensors(value, fn)
         kwargs[f.name] = value
     return type(obj)(**kwargs)
+
+
+def cat_records(records: list):
+    """Concatenate records of the same type along the batch dimension (tensors with ``torch.cat``, nested records
+    recursively; a field that is None in every record stays None).
+
+    Raises:
+        ValueError: no records, or a field that is None in some records only.
+    """
+    if not records:
+        raise ValueError("cat_records: nothing to concatenate")
+    first = records[0]
+    kwargs = {}
+    for f in fields(first):
+        values = [getattr(r, f.name) for r in records]
+        if all(v is None for v in values):
+            kwargs[f.name] = None
+        elif any(v is None for v in values):
+            raise ValueError(f"cat_records: field {f.name!r} of {type(first).__name__} is None in some records only")
+        elif isinstance(values[0], torch.Tensor):
+            kwargs[f.name] = torch.cat(values)
+        else:
+            kwargs[f.name] = cat_records(values)
+    return type(first)(**kwargs)
 
 
 class _TensorRecord:

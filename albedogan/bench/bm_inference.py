@@ -66,7 +66,7 @@ def run(device: torch.device, full: bool) -> list[BenchResult]:
         t = time_call(lambda: oracle.generate(seeds), device, warmup=1, repeats=repeats)
         results.append(BenchResult(f"generate compute {size}² uv {oracle.albedo_generator.uv_resolution} batch {n}",
                                    t, n, "face"))
-        t = time_call(lambda: run_generate(oracle, tmp / "gen", seeds=seeds, batch_size=n, glb=True), device,
+        t = time_call(lambda: run_generate(oracle, tmp / "gen", seeds=seeds, glb=True), device,
                       warmup=0, repeats=1)
         results.append(BenchResult(f"generate + exports (OBJ, GLB, npz, PNGs) batch {n}", t, n, "face"))
         folder = _photos(tmp / "photos", n)

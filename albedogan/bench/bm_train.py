@@ -29,9 +29,9 @@ def _overrides(data_dir: str, out: str, phase: str, full: bool) -> list[str]:
     if not full:
         return ["experiment=debug", *common]
     return ["experiment=synthetic", "model=albedogan", *common, "teacher.image_size=224", "teacher.uv_resolution=256",
-            "model.albedo_generator.uv_resolution=256", "model.loss_weights.identity=0",
-            "model.loss_weights.perceptual=0", "model.loss_weights.shape_identity=0",
-            "model.loss_weights.shape_perceptual=0", "estimator.input_size=224", "estimator.weights_path=null",
+            "model.albedo_generator.uv_resolution=256", "model.albedo_weights.identity=0",
+            "model.albedo_weights.perceptual=0", "model.shape_weights.identity=0",
+            "model.shape_weights.perceptual=0", "estimator.input_size=224", "estimator.weights_path=null",
             "data.batch_size=8"]
 
 

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
 from albedogan.assets.locate import AssetSpec, require_file
+from albedogan.render.cameras import pixels_to_ndc
 from albedogan.utils.logging import get_logger
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "InsightFaceDetector",
     "YuNetDetector",
     "build_face_detector",
+    "detector_landmark_targets",
     "find_insightface_detector_file",
     "to_rgb_uint8",
     "yunet_model_path",
@@ -350,3 +353,33 @@ def build_face_detector(
     detector = YuNetDetector(top_k=top_k, **thresholds)
     _log.info("face detector: YuNet %s", detector.model_path)
     return detector
+
+
+@torch.no_grad()
+def detector_landmark_targets(images: torch.Tensor, detector: FaceDetector) -> tuple[torch.Tensor, torch.Tensor]:
+    """Five-point landmark targets and confidences from a face detector (the best-scored face per image).
+
+    Args:
+        images: (N, 3, H, W) float RGB in [0, 1] (teacher images).
+        detector: a :class:`FaceDetector` (``detect(HxWx3 uint8) -> list``, sorted by decreasing score), e.g.
+            ``build_face_detector("yunet")``.
+
+    Returns:
+        ``(targets, confidence)``: (N, 5, 2) image-NDC points (x right, y down; pixel centres at integer pixel
+        coordinates, :func:`~albedogan.render.cameras.pixels_to_ndc`) in the order of
+        :func:`~albedogan.flame.landmarks.landmarks5_from_68`, and (N, 5) detection scores in [0, 1]; rows of images
+        where no face was found are 0 in both (they add nothing to :func:`~albedogan.losses.landmark.landmark_loss`).
+        Same device and dtype as ``images``.
+    """
+    n, _, h, w = images.shape
+    pixels = (images.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    points = torch.zeros(n, 5, 2, dtype=torch.float64)
+    scores = torch.zeros(n, dtype=torch.float64)
+    for i in range(n):  # one detector call per image (a handful per batch)
+        found = detector.detect(pixels[i])
+        if found:
+            points[i] = torch.from_numpy(found[0].landmarks5)
+            scores[i] = float(found[0].score)
+    targets = pixels_to_ndc(points, (h, w)) * (scores > 0).to(points.dtype)[:, None, None]
+    confidence = scores[:, None].expand(n, 5)
+    return targets.to(images), confidence.to(images)

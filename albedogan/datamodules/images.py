@@ -100,7 +100,8 @@ def _check_max_pixels(path: Path, size: tuple[int, int], max_pixels: int | None)
             path,
             "too_large",
             f"{width}x{height} = {width * height / 1e6:.1f} MP exceeds the limit of {max_pixels / 1e6:.1f} MP "
-            "(decompression-bomb guard); raise `max_pixels` if the file is trusted, or downscale it first",
+            "(decompression-bomb guard); if the file is trusted raise the limit (infer.py: `mode.max_pixels=`, "
+            "e.g. mode.max_pixels=300000000), or downscale it first",
         )
 
 

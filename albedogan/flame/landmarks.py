@@ -20,7 +20,14 @@ import torch
 
 from albedogan.flame.lbs import batch_rodrigues
 
-__all__ = ["NOW_LANDMARK_ROWS", "contour_yaw_degrees", "contour_rows", "barycentric_landmarks", "now_landmarks"]
+__all__ = [
+    "NOW_LANDMARK_ROWS",
+    "barycentric_landmarks",
+    "contour_rows",
+    "contour_yaw_degrees",
+    "landmarks5_from_68",
+    "now_landmarks",
+]
 
 NOW_LANDMARK_ROWS = (19, 22, 25, 28, 16, 31, 37)
 """Rows of the 51 static landmarks (lmk68[17:]) used by the NoW challenge, in NoW's order."""
@@ -94,3 +101,24 @@ def now_landmarks(landmarks68: torch.Tensor) -> torch.Tensor:
     """
     rows = torch.tensor(NOW_LANDMARK_ROWS, device=landmarks68.device) + 17
     return landmarks68[..., rows, :]
+
+
+def landmarks5_from_68(landmarks: torch.Tensor) -> torch.Tensor:
+    """The five points of a face detector from 68 iBUG landmarks: eye centres, nose tip, mouth corners.
+
+    Order as :class:`~albedogan.datamodules.detection.FaceDetection`: image-left eye (mean of points 36–41),
+    image-right eye (mean of 42–47), nose tip (30), image-left mouth corner (48), image-right mouth corner (54).
+
+    Args:
+        landmarks: (N, 68, D) landmarks (any frame, D >= 1; image NDC for the loss).
+
+    Returns:
+        (N, 5, D) new tensor, same dtype and frame.
+    """
+    if landmarks.ndim != 3 or landmarks.shape[1] != 68:
+        raise ValueError(f"landmarks5_from_68: expected (N, 68, D) landmarks, got {tuple(landmarks.shape)}")
+    return torch.stack(
+        [landmarks[:, 36:42].mean(1), landmarks[:, 42:48].mean(1), landmarks[:, 30], landmarks[:, 48],
+         landmarks[:, 54]],
+        dim=1,
+    )

@@ -4,7 +4,8 @@ Per face (folder ``<out>/seed<NNNN>/``): ``mesh.obj`` + ``mesh.mtl`` + ``mesh_al
 ``mesh.glb`` (texture embedded), ``params.npz`` (seed, z, w, shape, expression, pose, camera, light, …), ``render.png``
 (shaded, in the teacher image's framing), ``albedo_render.png`` (unlit) and ``teacher.png``. Per run:
 ``contact_sheet.png`` (teacher | render | albedo-only render | UV albedo, one row per face); ``config.yaml`` is written
-by the entry point. Same seed → same files (latents are drawn per seed; PNG/OBJ/GLB bytes are reproducible).
+by the entry point. Same seed → same files, byte for byte, whatever other seeds are generated in the same run: each
+seed is drawn and computed on its own (:meth:`FacePipeline.generate`) and PNG/OBJ/GLB bytes are reproducible.
 
 Examples::
 
@@ -15,6 +16,7 @@ Examples::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -26,7 +28,9 @@ from albedogan.inference.contact_sheet import save_contact_sheet
 from albedogan.inference.editing import apply_direction, direction_from_labels, load_direction, save_direction
 from albedogan.inference.export import export_glb, export_npz, export_obj, save_png
 from albedogan.inference.pipeline import FacePipeline, FaceResult, resample_uv
+from albedogan.structures import FaceEstimate
 from albedogan.utils.logging import get_logger
+from albedogan.utils.progress import progress_bar
 
 __all__ = ["edit_direction", "face_arrays", "resolve_seeds", "run_generate", "write_face"]
 
@@ -88,6 +92,7 @@ def write_face(folder: str | os.PathLike, result: FaceResult, index: int, faces:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    warn_upsampling(uv_resolution, int(result.albedo.shape[-1]))
     albedo = resample_uv(result.albedo[index:index + 1].float(), uv_resolution)[0].cpu()  # (3, R, R)
     verts = result.vertices[index].float().cpu()
     written = export_obj(folder / "mesh.obj", verts, faces.cpu(), verts_uvs.cpu(), faces_uvs.cpu(), texture=albedo)
@@ -100,11 +105,27 @@ def write_face(folder: str | os.PathLike, result: FaceResult, index: int, faces:
     return written
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def warn_upsampling(requested: Optional[int], native: int) -> None:
+    """Log once per (requested, native) pair when exports are resampled above the albedo's own resolution."""
+    if requested is None or int(requested) <= native or (int(requested), native) in _UPSAMPLE_WARNED:
+        return
+    _UPSAMPLE_WARNED.add((int(requested), native))
+    log.warning("uv_resolution=%d upsamples the %d² albedo this checkpoint produces (bilinear, no new detail); "
+                "mode.uv_resolution=%d or null keeps its own resolution", int(requested), native, native)
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    transient=True)
+
+_UPSAMPLE_WARNED: set[tuple[int, int]] = set()
+
+
+def with_expression(estimate: FaceEstimate, offsets: Mapping[int, float]) -> FaceEstimate:
+    """The same fit with ``offsets`` ``{component: amount}`` added to its expression coefficients (basis units)."""
+    expression = estimate.params.expression.clone()
+    for k, v in offsets.items():
+        if not 0 <= int(k) < expression.shape[1]:
+            raise ValueError(f"expression component {k} does not exist (the head has {expression.shape[1]}: "
+                             f"0..{expression.shape[1] - 1})")
+        expression[:, int(k)] += float(v)
+    return dataclasses.replace(estimate, params=dataclasses.replace(estimate.params, expression=expression))
 
 
 @torch.no_grad()
@@ -153,11 +174,11 @@ def run_generate(
     seeds: Optional[Sequence[int]] = None,
     seed: int = 0,
     truncation_psi: Optional[float] = None,
-    batch_size: int = 4,
     uv_resolution: Optional[int] = None,
     edit: Optional[Mapping[str, Any]] = None,
     glb: bool = True,
     sheet_cell: int = 128,
+    expression: Optional[Mapping[int, float]] = None,
     device: torch.device | str | None = None,
 ) -> Path:
     """Generate faces for seeds and write their files (see module docstring).
@@ -169,20 +190,19 @@ def run_generate(
         seeds: explicit seeds (each seed → one face, independent of the batch).
         seed: first seed (the run's ``seed``).
         truncation_psi: truncation toward the mean w (None = the teacher's default).
-        batch_size: faces per forward pass (does not change the output).
         uv_resolution: albedo resolution of the exports (None = G_A's).
         edit: ``{"direction": path.npy | None, "labels": {seed: label} | path.json | None, "method": str,
             "save": path.npy | None, "strength": float}`` (:func:`edit_direction`); strength 0 or neither a
             direction nor labels = no edit.
         glb: also write GLB files.
         sheet_cell: contact-sheet cell size in pixels.
+        expression: ``{component: amount}`` added to every face's fitted expression coefficients (None = as
+            fitted); the albedo is unchanged.
         device: moves the pipeline (None = leave it).
 
     Returns:
         The output folder.
     """
-    if int(batch_size) < 1:
-        raise ValueError(f"generate: batch_size must be >= 1, got {batch_size}")
     if device is not None:
         pipeline = pipeline.to(device)
     out = Path(out)
@@ -191,21 +211,18 @@ def run_generate(
     direction, strength = edit_direction(pipeline, edit or {}, truncation_psi)
     head = pipeline.head
     sheet_cols: list[list[torch.Tensor]] = [[], [], [], []]
-    with _progress() as progress:
-        task = progress.add_task("generate", total=len(seed_list))
-        for start in range(0, len(seed_list), int(batch_size)):
-            batch = seed_list[start:start + int(batch_size)]
-            z = pipeline.latents(batch)
-            ws = pipeline.mapping(z, truncation_psi)
-            if direction is not None and strength != 0.0:
-                ws = apply_direction(ws, direction, strength)
-            result = pipeline.from_ws(ws, z=z)
-            for i, s in enumerate(batch):
-                extra = {"seed": s, "truncation_psi": float("nan") if truncation_psi is None else truncation_psi,
-                         "edit_strength": strength}
-                write_face(out / f"seed{s:04d}", result, i, head.faces, head.verts_uvs, head.faces_uvs,
-                           uv_resolution, extra, glb=glb)
-                progress.advance(task)
+    edit_ws = (lambda ws: apply_direction(ws, direction, strength)) if direction is not None and strength else None
+    with progress_bar("generate", len(seed_list)) as advance:
+        for s in seed_list:  # one seed per forward pass: its files do not depend on the other seeds
+            result = pipeline.generate([s], truncation_psi, edit=edit_ws)
+            if expression:
+                result = pipeline.from_image(result.image, ws=result.ws, z=result.z,
+                                             estimate=with_expression(result.estimate, expression))
+            extra = {"seed": s, "truncation_psi": float("nan") if truncation_psi is None else truncation_psi,
+                     "edit_strength": strength}
+            write_face(out / f"seed{s:04d}", result, 0, head.faces, head.verts_uvs, head.faces_uvs,
+                       uv_resolution, extra, glb=glb)
+            advance(f"seed {s}")
             for col, t in zip(sheet_cols, (result.image, result.render, result.albedo_render, result.albedo)):
                 col.append(t.float().cpu())
     sheet = save_contact_sheet(out / "contact_sheet.png", [torch.cat(c) for c in sheet_cols],

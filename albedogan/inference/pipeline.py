@@ -1,4 +1,4 @@
-"""The inference pipeline: latent or photo → FLAME mesh + UV albedo + renders, and the inference-weights file.
+"""The inference pipeline: latent or photo → FLAME mesh + UV albedo + renders.
 
 :class:`FacePipeline` bundles the frozen parts used after training — the teacher (latent → image), the head model
 (FLAME + UV layout), the per-image estimator (image → FLAME params, camera, SH light), the albedo generator G_A
@@ -11,325 +11,33 @@ Albedo source: G_A(w) when an albedo generator is loaded. Without one (``checkpo
 ``allow_no_checkpoint=true``), the albedo is the teacher/photo image unwrapped into UV space through the estimated
 mesh with mirror completion (:class:`~albedogan.models.targets.AlbedoTargetBuilder`) — what the official demos output.
 
-Weights file (:func:`export_inference_weights` / :func:`load_inference_weights`): one ``.safetensors`` file with the
-tensors ``albedo_generator.<key>`` (G_A, EMA) and optionally ``estimator.<key>``, and in its header metadata a JSON
-record ``{"format": "albedogan-inference", "version": 1, "albedo_generator": <AlbedoGenerator.init_kwargs>,
-"metadata": {...}}``, so G_A is rebuilt from the file alone (the estimator is built from the config and its state is
-loaded strictly). Lightning ``.ckpt`` files are read with ``torch.load(weights_only=True)``; their state_dict keys
-are selected by prefix (:data:`DEFAULT_CKPT_PREFIXES`).
+Weights come from an inference-weights file (``.safetensors`` export or a ``train.py`` ``.ckpt``), whose format has
+its own module: :mod:`albedogan.models.weights_file`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from albedogan.assets.locate import AssetFormatError, MissingAssetError
+from albedogan.assets.locate import AssetFormatError
 from albedogan.flame.head import HeadModel
+from albedogan.models.weights_file import check_world, load_estimator_weights, load_inference_weights
 from albedogan.render import FaceRenderer, WeakPerspectiveCamera
-from albedogan.structures import FaceEstimate, GroundTruth, TeacherSample, _TensorRecord
+from albedogan.structures import FaceEstimate, GroundTruth, TeacherSample, _TensorRecord, cat_records
 from albedogan.teachers.base import Teacher
-from albedogan.utils.io import atomic_write_bytes
 from albedogan.utils.logging import get_logger
 from albedogan.utils.seeding import latents_for_seeds
 from albedogan.utils.shapes import assert_shape
 
-__all__ = [
-    "DEFAULT_CKPT_PREFIXES",
-    "FacePipeline",
-    "FaceResult",
-    "InferenceWeights",
-    "check_world",
-    "export_inference_weights",
-    "load_estimator_weights",
-    "load_inference_weights",
-    "world_record",
-    "resample_uv",
-]
+__all__ = ["FacePipeline", "FaceResult", "build_pipeline", "resample_uv"]
 
 log = get_logger(__name__)
-
-WEIGHTS_FORMAT = "albedogan-inference"
-WEIGHTS_VERSION = 1
-#: state_dict prefixes searched (in order) in a Lightning ``.ckpt`` for the EMA albedo generator and the estimator.
-DEFAULT_CKPT_PREFIXES: dict[str, tuple[str, ...]] = {
-    "albedo_generator": ("G_ema.module.", "G_A_ema.", "albedo_generator_ema.", "G_A.", "G.", "albedo_generator."),
-    "estimator": ("estimator.",),
-}
-#: attributes of a training module searched (in order) by :func:`export_inference_weights`.
-_MODULE_ATTRS: dict[str, tuple[str, ...]] = {
-    "albedo_generator": ("G_ema", "G_A_ema", "albedo_generator_ema", "G_A", "G", "albedo_generator"),
-    "estimator": ("estimator",),
-}
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# weights file
-
-
-@dataclass(frozen=True)
-class InferenceWeights:
-    """What an inference weights file holds.
-
-    Attributes:
-        albedo_generator: the rebuilt G_A (EMA weights) in eval mode on the CPU, or None when the file has none.
-        estimator_state: the estimator's state_dict (CPU tensors) or None; load it into the config-built estimator.
-        metadata: free-form JSON-compatible record (e.g. training step, config summary).
-        source: the file it came from.
-    """
-
-    albedo_generator: Optional[nn.Module]
-    estimator_state: Optional[dict[str, torch.Tensor]]
-    metadata: dict[str, Any]
-    source: Path
-
-
-def _find_part(module: nn.Module, part: str) -> Optional[nn.Module]:
-    for name in _MODULE_ATTRS[part]:
-        found = getattr(module, name, None)
-        inner = getattr(found, "module", None)  # an EMA wrapper (models.ema.ModelEMA) holds the copy as .module
-        if isinstance(inner, nn.Module) and hasattr(inner, "init_kwargs"):
-            return inner
-        if isinstance(found, nn.Module):
-            return found
-    return None
-
-
-def world_record(world: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The settings that define a trained world (teacher / estimator / flame config sections) as JSON-able data.
-
-    Every ``*_path`` / ``*_dir`` entry is dropped before it is resolved, so exports carry no machine paths.
-    ``world`` may hold plain values or OmegaConf nodes of the run's config (interpolations resolve there).
-    """
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    def keep(node: Any, key: Any) -> bool:
-        if str(key).endswith(("_path", "_dir")):
-            return False
-        return not (isinstance(node, DictConfig) and OmegaConf.is_missing(node, key))  # e.g. `head: ???` (injected)
-
-    def clean(node: Any) -> Any:
-        if isinstance(node, (Mapping, DictConfig)):
-            return {str(k): clean(node[k]) for k in node.keys() if keep(node, k)}
-        if isinstance(node, ListConfig):
-            return OmegaConf.to_container(node, resolve=True)
-        return node
-
-    return {} if world is None else clean(world)
-
-
-WORLD_KEYS_FREE_AT_INFERENCE = frozenset({"teacher.image_size", "estimator.trainable"})
-"""World settings inference may change without breaking the trained weights (render size, training-only flags)."""
-
-
-def check_world(recorded: Mapping[str, Any], configured: Mapping[str, Any], source: str) -> None:
-    """Raise one clear error when the configured teacher / estimator / flame differ from those a checkpoint was
-    trained with (``recorded``, from its metadata) — e.g. another latent size would silently break w ↔ albedo.
-
-    Only keys present in both are compared; :data:`WORLD_KEYS_FREE_AT_INFERENCE` may differ.
-    """
-    diffs: list[str] = []
-
-    def walk(a: Any, b: Any, key: str) -> None:
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            for k in sorted(set(a) & set(b)):
-                walk(a[k], b[k], f"{key}.{k}" if key else str(k))
-        elif key not in WORLD_KEYS_FREE_AT_INFERENCE and a != b:
-            diffs.append(f"  {key}: trained with {a!r}, configured {b!r}")
-
-    walk(dict(recorded), world_record(configured), "")
-    if diffs:
-        raise ValueError(
-            f"{source} was trained in another world than the one configured:\n" + "\n".join(diffs)
-            + "\nUse the settings it was trained with (for the shipped embedded checkpoint: world=synthetic)."
-        )
-
-
-def export_inference_weights(
-    module: nn.Module,
-    path: str | os.PathLike,
-    metadata: Optional[Mapping[str, Any]] = None,
-    include_estimator: bool = True,
-) -> Path:
-    """Write G_A (preferring its EMA copy) and the estimator of ``module`` to one safetensors file, atomically
-    (a module with an estimator but no G_A, e.g. the estimator pre-training module, writes the estimator alone).
-
-    Args:
-        module: a training module (or any ``nn.Module``) with an albedo generator attribute — the first of
-            ``G_ema`` (a :class:`~albedogan.models.ema.ModelEMA`: its ``.module``), ``G_A_ema``,
-            ``albedo_generator_ema``, ``G_A``, ``G``, ``albedo_generator`` that is a module with ``init_kwargs`` —
-            and optionally ``estimator``; an AlbedoGenerator itself is accepted too.
-        path: output ``.safetensors`` file.
-        metadata: extra JSON-serialisable record stored in the header.
-        include_estimator: also store the estimator's state_dict when the module has one.
-
-    Returns:
-        The written path.
-
-    Raises:
-        ValueError: when neither an albedo generator (with ``init_kwargs``) nor an estimator is found.
-    """
-    from safetensors.torch import save
-
-    from albedogan.nets.albedo_generator import AlbedoGenerator
-
-    g = module if isinstance(module, AlbedoGenerator) else _find_part(module, "albedo_generator")
-    est = None if (not include_estimator or g is module) else _find_part(module, "estimator")
-    g = g if hasattr(g, "init_kwargs") else None  # a generator without init_kwargs cannot be rebuilt
-    if g is None and est is None:
-        raise ValueError(
-            f"export_inference_weights: {type(module).__name__} has neither an albedo generator "
-            f"(looked for attributes {list(_MODULE_ATTRS['albedo_generator'])} with init_kwargs) nor an estimator"
-        )
-    tensors = {} if g is None else {f"albedo_generator.{k}": v.detach().cpu().contiguous()
-                                    for k, v in g.state_dict().items()}
-    if est is not None:
-        tensors.update({f"estimator.{k}": v.detach().cpu().contiguous() for k, v in est.state_dict().items()})
-    record = {
-        "format": WEIGHTS_FORMAT,
-        "version": WEIGHTS_VERSION,
-        "albedo_generator": None if g is None else dict(g.init_kwargs),
-        "has_estimator": est is not None,
-        "metadata": dict(metadata or {}),
-    }
-    data = save(tensors, metadata={"albedogan": json.dumps(record, sort_keys=True)})
-    atomic_write_bytes(path, data)
-    return Path(path)
-
-
-def _split_prefixed(state: Mapping[str, torch.Tensor], prefixes: Sequence[str]) -> Optional[dict[str, torch.Tensor]]:
-    for prefix in prefixes:
-        part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        if part:
-            return part
-    return None
-
-
-def _load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str, source: Path) -> None:
-    own_state = module.state_dict()
-    own = set(own_state.keys())
-    missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
-    wrong = [f"{k}: {tuple(state[k].shape)} vs {tuple(own_state[k].shape)}" for k in sorted(own & set(state))
-             if tuple(state[k].shape) != tuple(own_state[k].shape)]
-    if wrong:
-        raise AssetFormatError(
-            f"{source}: {what} weights have other shapes than the configured network (stored vs built): "
-            f"{wrong[:8]} — check that the checkpoint was trained with the same model/estimator config"
-        )
-    if missing or unexpected:
-        raise AssetFormatError(
-            f"{source}: {what} weights do not match the configured network: missing keys {missing[:8]}"
-            f"{' …' if len(missing) > 8 else ''}, unexpected keys {unexpected[:8]}{' …' if len(unexpected) > 8 else ''}"
-            " — check that the checkpoint was trained with the same model/estimator config"
-        )
-    module.load_state_dict(state, strict=True)
-
-
-def load_inference_weights(
-    path: str | os.PathLike,
-    albedo_generator_kwargs: Optional[Mapping[str, Any]] = None,
-    prefixes: Optional[Mapping[str, Sequence[str]]] = None,
-) -> InferenceWeights:
-    """Read a ``.safetensors`` export or a Lightning ``.ckpt`` (loaded with ``weights_only=True``).
-
-    Args:
-        path: the weights file.
-        albedo_generator_kwargs: constructor kwargs of G_A for ``.ckpt`` files (a ``.safetensors`` export carries
-            its own; a ``.ckpt`` whose ``hyper_parameters`` hold ``albedo_generator_kwargs`` uses those).
-        prefixes: ``{"albedo_generator": [...], "estimator": [...]}`` state_dict prefixes for ``.ckpt`` files
-            (default :data:`DEFAULT_CKPT_PREFIXES`).
-
-    Returns:
-        :class:`InferenceWeights`.
-
-    Raises:
-        MissingAssetError: the file does not exist.
-        AssetFormatError: not a supported file, or keys/shapes do not match.
-    """
-    from albedogan.nets.albedo_generator import AlbedoGenerator
-
-    source = Path(path)
-    if not source.is_file():
-        raise MissingAssetError(
-            f"checkpoint not found: {source} — pass checkpoint=<file.safetensors|file.ckpt> (written by "
-            "`python train.py`), or checkpoint=null allow_no_checkpoint=true for the unwrapped-texture mode"
-        )
-    prefixes = {**DEFAULT_CKPT_PREFIXES, **{k: tuple(v) for k, v in (prefixes or {}).items()}}
-    if source.suffix == ".safetensors":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        try:
-            with safe_open(str(source), framework="pt") as fh:
-                header = fh.metadata() or {}
-            state = load_file(str(source))
-            record = json.loads(header["albedogan"])
-        except Exception as err:  # noqa: BLE001 - any parse failure is one format error
-            raise AssetFormatError(f"{source}: not an albedogan inference weights file ({err})") from err
-        if record.get("format") != WEIGHTS_FORMAT or int(record.get("version", -1)) > WEIGHTS_VERSION:
-            raise AssetFormatError(f"{source}: unsupported weights record {record.get('format')!r} "
-                                   f"v{record.get('version')} (expected {WEIGHTS_FORMAT} v<={WEIGHTS_VERSION})")
-        g_kwargs: Optional[Mapping[str, Any]] = record.get("albedo_generator")
-        metadata = dict(record.get("metadata", {}))
-        g_state = _split_prefixed(state, ("albedo_generator.",))
-        est_state = _split_prefixed(state, ("estimator.",))
-    elif source.suffix == ".ckpt":
-        try:
-            ckpt = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001
-            raise AssetFormatError(f"{source}: cannot read as a Lightning checkpoint with weights_only=True ({err})"
-                                   ) from err
-        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-            raise AssetFormatError(f"{source}: no 'state_dict' in this .ckpt (is it a Lightning checkpoint?)")
-        hparams = ckpt.get("hyper_parameters") or {}
-        g_kwargs = albedo_generator_kwargs or hparams.get("albedo_generator_kwargs")
-        metadata = {"global_step": ckpt.get("global_step"), "epoch": ckpt.get("epoch")}
-        g_state = _split_prefixed(ckpt["state_dict"], prefixes["albedo_generator"])
-        est_state = _split_prefixed(ckpt["state_dict"], prefixes["estimator"])
-    else:
-        raise AssetFormatError(f"{source}: unsupported checkpoint suffix {source.suffix!r} (.safetensors or .ckpt)")
-
-    generator = None
-    if g_state is not None:
-        if not g_kwargs:
-            raise AssetFormatError(f"{source}: albedo generator weights found but no constructor kwargs — set "
-                                   "albedo_generator_kwargs (infer config key `albedo_generator`)")
-        try:
-            generator = AlbedoGenerator(**dict(g_kwargs))
-        except (TypeError, ValueError) as err:
-            raise AssetFormatError(f"{source}: albedo generator kwargs {g_kwargs!r} are invalid ({err})") from err
-        _load_strict(generator, g_state, "albedo generator", source)
-        generator.requires_grad_(False).eval()
-    return InferenceWeights(generator, est_state, metadata, source)
-
-
-def load_estimator_weights(estimator: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
-    """Load the estimator part of an inference weights file (``.safetensors`` / ``.ckpt``) into ``estimator``,
-    strictly (every key, every shape); returns the file's metadata.
-
-    Raises:
-        MissingAssetError: the file does not exist.
-        AssetFormatError: the file is unreadable, holds no estimator, or its estimator differs from ``estimator``.
-    """
-    if not Path(path).is_file():
-        raise MissingAssetError(
-            f"estimator weights not found: {path} — the embedded estimator ships as "
-            "checkpoints/embedded_estimator.safetensors (re-create it with `python train.py "
-            "experiment=synthetic_estimator`), or set estimator.weights_path=null for an untrained estimator"
-        )
-    weights = load_inference_weights(path)
-    if weights.estimator_state is None:
-        raise AssetFormatError(f"{weights.source}: holds no estimator weights (expected keys 'estimator.*')")
-    _load_strict(estimator, weights.estimator_state, "estimator", weights.source)
-    return weights.metadata
-
 
 # ------------------------------------------------------------------------------------------------------------------
 # pipeline
@@ -503,10 +211,26 @@ class FacePipeline(nn.Module):
                           render=shaded, albedo_render=flat, alpha=alpha, landmarks=lmk)
 
     @torch.no_grad()
-    def generate(self, seeds: Sequence[int], psi: Optional[float] = None) -> FaceResult:
-        """Seeds → z → W+ → :meth:`from_ws` (same seed, same face, whatever the batch)."""
-        z = self.latents(seeds)
-        return self.from_ws(self.mapping(z, psi), z=z)
+    def generate(self, seeds: Sequence[int], psi: Optional[float] = None,
+                 edit: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> FaceResult:
+        """Seeds → z → W+ (→ ``edit``) → :meth:`from_ws`, one seed at a time.
+
+        Each seed runs as its own batch of one, so a seed's face — every tensor, hence every file written from it —
+        is bit-identical whatever other seeds are generated with it: batched matrix products and convolutions
+        (the teacher's mapping, the estimator, G_A, the renderer) pick other kernels and summation orders for
+        other batch sizes (measured: 1e-6 differences in ws, 3e-6 in the FLAME parameters).
+
+        Args:
+            seeds: the seeds, in output order.
+            psi: truncation (None = the teacher's default).
+            edit: optional W+ edit ``ws (1, num_ws, w_dim) -> ws``, applied before synthesis.
+        """
+        results = []
+        for seed in seeds:
+            z = self.latents([seed])
+            ws = self.mapping(z, psi)
+            results.append(self.from_ws(ws if edit is None else edit(ws), z=z))
+        return cat_records(results)
 
 
 def build_pipeline(
@@ -517,8 +241,6 @@ def build_pipeline(
     allow_no_checkpoint: bool = False,
     render_size: int = 256,
     uv_resolution: int = 256,
-    albedo_generator_kwargs: Optional[Mapping[str, Any]] = None,
-    checkpoint_prefixes: Optional[Mapping[str, Sequence[str]]] = None,
     device: torch.device | str = "cpu",
     world: Optional[Mapping[str, Any]] = None,
 ) -> FacePipeline:
@@ -526,10 +248,10 @@ def build_pipeline(
 
     Args:
         teacher, head, estimator: built parts (Hydra instantiates them from ``teacher``, ``flame``, ``estimator``).
-        checkpoint: ``.safetensors`` export or Lightning ``.ckpt``; None needs ``allow_no_checkpoint``.
+        checkpoint: ``.safetensors`` export or Lightning ``.ckpt`` (:func:`~albedogan.models.weights_file.
+            load_inference_weights`); None needs ``allow_no_checkpoint``.
         allow_no_checkpoint: accept ``checkpoint=None`` → unwrapped-texture albedo, untrained estimator weights.
         render_size, uv_resolution: see :class:`FacePipeline`.
-        albedo_generator_kwargs, checkpoint_prefixes: see :func:`load_inference_weights`.
         device: where the pipeline runs.
         world: the configured ``{"teacher", "estimator", "flame"}`` sections; checked (:func:`check_world`)
             against the world recorded in the checkpoint's metadata when both exist.
@@ -547,7 +269,7 @@ def build_pipeline(
             )
         log.warning("no checkpoint: albedo = unwrapped + mirror-completed texture; estimator keeps its own weights")
     else:
-        weights = load_inference_weights(checkpoint, albedo_generator_kwargs, checkpoint_prefixes)
+        weights = load_inference_weights(checkpoint)
         if world is not None and weights.metadata.get("world"):
             check_world(weights.metadata["world"], world, str(weights.source))
         generator = weights.albedo_generator
@@ -556,7 +278,7 @@ def build_pipeline(
                 log.warning("%s holds estimator weights but estimator=null (oracle): they are not used",
                             weights.source)
             else:
-                _load_strict(estimator, weights.estimator_state, "estimator", weights.source)
+                load_estimator_weights(estimator, weights)
         if generator is not None and generator.w_dim != teacher.w_dim:
             raise AssetFormatError(f"{weights.source}: G_A has w_dim={generator.w_dim} but the teacher has "
                                    f"w_dim={teacher.w_dim}; use the teacher the checkpoint was trained with")

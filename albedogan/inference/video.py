@@ -34,6 +34,7 @@ from albedogan.render import FaceRenderer, WeakPerspectiveCamera, directional_sh
 from albedogan.structures import FlameParams
 from albedogan.utils.io import atomic_write_bytes
 from albedogan.utils.logging import get_logger
+from albedogan.utils.progress import progress_bar
 
 __all__ = ["load_face", "orbit_angles", "render_orbit", "rotation_matrices", "run_video", "write_video"]
 
@@ -245,6 +246,10 @@ def run_video(
     bad_fmt = set(formats) - {"mp4", "gif"}
     if bad_fmt or not formats:
         raise ValueError(f"video: formats must be a non-empty subset of [mp4, gif], got {list(formats)}")
+    if "interpolation" in kinds and len(seeds) < 2:  # before anything is rendered
+        raise ValueError("video: interpolation needs at least two seeds (mode.seeds=[a,b,...])")
+    if interpolation_space not in ("z", "w"):
+        raise ValueError(f"video: interpolation_space must be 'z' or 'w', got {interpolation_space!r}")
     if int(resolution) < 2 or int(resolution) % 2:
         raise ValueError(f"video: resolution must be an even number of pixels, got {resolution}")
     out = Path(out)
@@ -270,54 +275,57 @@ def run_video(
         for i, s in enumerate(seeds):
             sources.append((f"seed{int(s):04d}", result.estimate.params[i:i + 1], result.albedo[i:i + 1]))
 
-    if "turntable" in kinds:
-        angles = orbit_angles(int(frames), path, azimuth_max, elevation_max)
-        for name, params, albedo in sources:
-            verts = head(_frontal(params)).vertices[0]
-            save(f"turntable_{name}", render_orbit(renderer, verts, albedo, angles, light, batch_size=batch_size))
+    n_videos = len(sources) * ("turntable" in kinds) + int("expression" in kinds and bool(sources)) + \
+        int("interpolation" in kinds)
+    with progress_bar("video", n_videos) as advance:
+        if "turntable" in kinds:
+            angles = orbit_angles(int(frames), path, azimuth_max, elevation_max)
+            for name, params, albedo in sources:
+                verts = head(_frontal(params)).vertices[0]
+                frames_ = render_orbit(renderer, verts, albedo, angles, light, batch_size=batch_size)
+                save(f"turntable_{name}", frames_)
+                advance(f"turntable_{name}")
 
-    if "expression" in kinds and sources:
-        name, params, albedo = sources[0]
-        t = torch.sin(2 * math.pi * torch.arange(int(frames), dtype=torch.float32, device=dev) / int(frames))
-        n = t.shape[0]
-        expr = params.expression.expand(n, -1).clone()
-        comps = [int(c) for c in expression_components if 0 <= int(c) < head.n_exp]
-        expr[:, comps] = expr[:, comps] + expression_max * t[:, None]
-        jaw = params.jaw_pose.expand(n, -1).clone()
-        jaw[:, 0] = jaw[:, 0] + jaw_max * t.clamp_min(0)
-        swept = FlameParams(params.shape.expand(n, -1), expr, torch.zeros(n, 3, device=dev),
-                            torch.zeros(n, 3, device=dev), jaw, params.eye_pose.expand(n, -1))
-        verts = head(swept).vertices  # (T, V, 3)
-        centre = 0.5 * (verts[0].amin(0) + verts[0].amax(0))
-        radius = (verts - centre).norm(dim=-1).amax()
-        cam = torch.stack([(1 - 0.08) / radius, -centre[0], -centre[1]]).expand(n, 3)
-        rendered = [renderer.render_world(verts[i:i + batch_size], WeakPerspectiveCamera(cam[i:i + batch_size]),
-                                          albedo.expand(min(batch_size, n - i), -1, -1, -1),
-                                          light.expand(min(batch_size, n - i), -1, -1))
-                    for i in range(0, n, batch_size)]
-        imgs = torch.cat([(r.image + 1 - r.alpha).clamp(0, 1) for r in rendered])
-        save(f"expression_{name}", np.stack([texture_to_uint8(f) for f in imgs]))
+        if "expression" in kinds and sources:
+            name, params, albedo = sources[0]
+            t = torch.sin(2 * math.pi * torch.arange(int(frames), dtype=torch.float32, device=dev) / int(frames))
+            n = t.shape[0]
+            expr = params.expression.expand(n, -1).clone()
+            comps = [int(c) for c in expression_components if 0 <= int(c) < head.n_exp]
+            expr[:, comps] = expr[:, comps] + expression_max * t[:, None]
+            jaw = params.jaw_pose.expand(n, -1).clone()
+            jaw[:, 0] = jaw[:, 0] + jaw_max * t.clamp_min(0)
+            swept = FlameParams(params.shape.expand(n, -1), expr, torch.zeros(n, 3, device=dev),
+                                torch.zeros(n, 3, device=dev), jaw, params.eye_pose.expand(n, -1))
+            verts = head(swept).vertices  # (T, V, 3)
+            centre = 0.5 * (verts[0].amin(0) + verts[0].amax(0))
+            radius = (verts - centre).norm(dim=-1).amax()
+            cam = torch.stack([(1 - 0.08) / radius, -centre[0], -centre[1]]).expand(n, 3)
+            rendered = [renderer.render_world(verts[i:i + batch_size], WeakPerspectiveCamera(cam[i:i + batch_size]),
+                                              albedo.expand(min(batch_size, n - i), -1, -1, -1),
+                                              light.expand(min(batch_size, n - i), -1, -1))
+                        for i in range(0, n, batch_size)]
+            imgs = torch.cat([(r.image + 1 - r.alpha).clamp(0, 1) for r in rendered])
+            save(f"expression_{name}", np.stack([texture_to_uint8(f) for f in imgs]))
+            advance(f"expression_{name}")
 
-    if "interpolation" in kinds:
-        if len(seeds) < 2:
-            raise ValueError("video: interpolation needs at least two seeds (mode.seeds=[a,b,...])")
-        if interpolation_space not in ("z", "w"):
-            raise ValueError(f"video: interpolation_space must be 'z' or 'w', got {interpolation_space!r}")
-        z = pipeline.latents(list(seeds))
-        t = torch.arange(int(frames), dtype=torch.float32, device=dev) / int(frames)
-        segments = []
-        for a, b in zip(range(len(seeds) - 1), range(1, len(seeds))):
-            if interpolation_space == "z":
-                segments.append(pipeline.mapping(slerp(z[a], z[b], t), truncation_psi))
-            else:
-                wa, wb = pipeline.mapping(z[a:b + 1], truncation_psi)
-                segments.append(lerp(wa, wb, t))
-        ws = torch.cat(segments)  # (T·(S-1), num_ws, w_dim)
-        parts = []
-        for i in range(0, ws.shape[0], batch_size):
-            r = pipeline.from_ws(ws[i:i + batch_size])
-            parts.append(_tile([r.image, r.render, r.albedo], int(resolution) // 2 * 2))
-        save("interpolation_" + "_".join(str(int(s)) for s in seeds), np.concatenate(parts))
+        if "interpolation" in kinds:
+            z = pipeline.latents(list(seeds))
+            t = torch.arange(int(frames), dtype=torch.float32, device=dev) / int(frames)
+            segments = []
+            for a, b in zip(range(len(seeds) - 1), range(1, len(seeds))):
+                if interpolation_space == "z":
+                    segments.append(pipeline.mapping(slerp(z[a], z[b], t), truncation_psi))
+                else:
+                    wa, wb = pipeline.mapping(z[a:b + 1], truncation_psi)
+                    segments.append(lerp(wa, wb, t))
+            ws = torch.cat(segments)  # (T·(S-1), num_ws, w_dim)
+            parts = []
+            for i in range(0, ws.shape[0], batch_size):
+                r = pipeline.from_ws(ws[i:i + batch_size])
+                parts.append(_tile([r.image, r.render, r.albedo], int(resolution) // 2 * 2))
+            save("interpolation_" + "_".join(str(int(s)) for s in seeds), np.concatenate(parts))
+            advance("interpolation")
 
     log.info("video: wrote %d files -> %s", len(written), out)
     return out

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from albedogan.models.weights_file import load_estimator_weights
 from albedogan.nets.encoder import (
     DECA_OUTPUT_SIZES,
     CompactEncoder,
@@ -499,7 +500,5 @@ def build_embedded_estimator(
         trainable = [t for t in trainable if t in ("encoder", "shape_head")]
     estimator = NetworkEstimator(encoder, shape_net, n_shape, n_exp, input_size, crop_scale, trainable)
     if weights_path is not None:
-        from albedogan.inference.pipeline import load_estimator_weights
-
         load_estimator_weights(estimator, weights_path)
     return estimator

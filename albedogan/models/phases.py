@@ -92,6 +92,30 @@ class PhaseSchedule:
             offset -= steps
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def step_in_phase(self, step: int) -> int:
+        """How many earlier steps ran the same phase as ``step`` (0 at a phase's first step ever).
+
+        Lazy regularisation counts in these units: "R1 every 16 steps" means every 16th *albedo* step, whatever
+        the shape steps interleaved between them. Closed form (no loop over steps).
+
+        Example:
+            ``PhaseSchedule([("albedo", 2), ("shape", 2)], warmup_steps=2)``: steps 0..7 are albedo ×4, shape ×2,
+            albedo ×2 with ``step_in_phase`` 0, 1, 2, 3, 0, 1, 4, 5.
+        """
+        phase = self.phase_at(step)
+        done = min(step, self.warmup_steps) if self.warmup_phase == phase else 0
+        if step <= self.warmup_steps:
+            return done
+        cycles, offset = divmod(step - self.warmup_steps, self.cycle_length)
+        per_cycle = sum(steps for name, steps in self.cycle if name == phase)
+        start = 0
+        partial = 0
+        for name, steps in self.cycle:
+            if name == phase:
+                partial += min(max(offset - start, 0), steps)
+            start += steps
+        return done + cycles * per_cycle + partial
+
     def index_at(self, step: int) -> int:
         """Numeric phase at ``step`` (position in :data:`PHASES`), for the ``train/phase`` metric."""
         return PHASES.index(self.phase_at(step))

@@ -131,7 +131,7 @@ def _build_ckpt(path: Path) -> None:
     """A Lightning-style checkpoint of a tiny albedo generator (what `train.py` writes, reduced)."""
     from tests.helpers.inference_world import G_KWARGS, tiny_generator
 
-    state = {f"albedo_generator.{k}": v for k, v in tiny_generator(0).state_dict().items()}
+    state = {f"G_ema.module.{k}": v for k, v in tiny_generator(0).state_dict().items()}
     hparams = {"albedo_generator_kwargs": dict(G_KWARGS)}
     torch.save({"epoch": 0, "global_step": 3, "state_dict": state, "hyper_parameters": hparams}, path)
 
@@ -208,7 +208,7 @@ def _load_arcface(path: Path) -> Any:
 
 
 def _load_weights(path: Path) -> Any:
-    from albedogan.inference.pipeline import load_inference_weights
+    from albedogan.models.weights_file import load_inference_weights
 
     return load_inference_weights(path)
 

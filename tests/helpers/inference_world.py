@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from albedogan.inference.pipeline import FacePipeline, build_pipeline, export_inference_weights
+from albedogan.inference.pipeline import FacePipeline, build_pipeline
+from albedogan.models.weights_file import export_inference_weights
 from albedogan.models.estimator import GroundTruthEstimator
 from albedogan.nets.albedo_generator import AlbedoGenerator
 from albedogan.teachers.procedural import ProceduralTeacher

@@ -110,12 +110,9 @@ def test_real_terms_send_gradients_to_the_estimator(project_root, synthetic_data
     batch = next(iter(data.train_dataloader()))
     assert batch.real.image.shape == (4, 3, 32, 32) and batch.real_fraction == 0.5  # round(4 * 0.5 / 0.5)
     model.estimator.train()
-    w = model.weights
     terms = real_face_terms(batch.real, model.estimator, mean_albedo(model.teacher, model.G_ema, model.device),
-                            model._render,
-                            lambda out, mask, image: model._image_terms(out, mask, image, w.shape_photometric, 0, 0),
-                            w.landmark)
-    assert set(terms) == {"photometric", "landmark"}
+                            model._render, model.shape_loss)
+    assert {"photometric", "landmark"} <= set(terms)
     sum(terms.values()).backward()
     trained = [p for p in model.estimator.parameters() if p.requires_grad]
     assert trained and any(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
@@ -159,5 +156,5 @@ def test_68_point_landmarks_are_cached_and_fitted(project_root, synthetic_data_d
     batch = type(sample)(*[torch.stack([torch.as_tensor(getattr(cache[(0, j)], f)) for j in range(2)])
                            for f in sample._fields])
     terms = real_face_terms(batch, model.estimator, mean_albedo(model.teacher, model.G_ema, model.device),
-                            model._render, lambda out, mask, image: {}, 1.0)
-    assert set(terms) == {"landmark"} and torch.isfinite(terms["landmark"])
+                            model._render, model.shape_loss)
+    assert torch.isfinite(terms["landmark"]) and terms["landmark"] > 0

@@ -238,7 +238,7 @@ def test_estimator_pretraining_cli_exports_loadable_weights(project_root, synthe
     assert {"val/pose_error", "val/landmark_error_px", "val/albedo_error_target", "train/landmark"} <= _metric_columns(
         run_dir)
     export = run_dir / "checkpoints" / "inference.safetensors"
-    from albedogan.inference.pipeline import load_inference_weights
+    from albedogan.models.weights_file import load_inference_weights
 
     weights = load_inference_weights(export)
     assert weights.albedo_generator is None and weights.estimator_state
@@ -250,3 +250,51 @@ def test_estimator_pretraining_cli_exports_loadable_weights(project_root, synthe
     estimator = hydra.utils.instantiate(cfg.estimator)
     for key, value in estimator.state_dict().items():
         assert torch.equal(value, weights.estimator_state[key]), key
+
+
+#: infer.py overrides that rebuild experiment=debug's world (world=synthetic at smaller sizes, untrained estimator)
+DEBUG_WORLD_FOR_INFER = [
+    "flame.n_shape=20", "flame.n_exp=10", "teacher.uv_resolution=32", "teacher.z_dim=16", "teacher.w_dim=16",
+    "teacher.calibration_samples=64", "teacher.n_shape_active=null", "teacher.n_exp_active=null",
+    "estimator.channels=[8,16]", "estimator.hidden_dim=32", "estimator.pooling=mean", "estimator.weights_path=null",
+]
+
+
+def test_train_without_logger_then_infer_from_last_ckpt(project_root, synthetic_data_dir, tmp_path):
+    """Issue 10 defects 3 and 4: ``train.py ... logger=none`` runs (no LearningRateMonitor without a logger), and
+    ``infer.py checkpoint=<its last.ckpt> mode=generate`` rebuilds G_A from the constructor arguments the module
+    saved, loads the estimator, checks the world recorded in the .ckpt, and writes the faces."""
+    out = subprocess.run(
+        [sys.executable, "train.py", "experiment=debug", "logger=none", "trainer.max_steps=2",
+         "trainer.limit_val_batches=0", "callbacks.image_grid=null", f"paths.log_dir={tmp_path}",
+         f"paths.data_dir={synthetic_data_dir}", "callbacks.rich_progress_bar=null"],
+        cwd=project_root, capture_output=True, text=True, timeout=300, env=ENV,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = (tmp_path / "train" / "runs").iterdir()
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert state["hyper_parameters"]["albedo_generator_kwargs"]["uv_resolution"] == 16
+    assert state["albedogan_world"]["flame"] == {"n_shape": 20, "n_exp": 10}
+    assert not list(run_dir.rglob("metrics.csv"))  # no logger wrote anything
+    faces = tmp_path / "faces"
+    out = subprocess.run(
+        [sys.executable, "infer.py", "mode=generate", "mode.n=2", f"checkpoint={ckpt}", f"output_dir={faces}",
+         f"paths.data_dir={synthetic_data_dir}", "render_size=32", *DEBUG_WORLD_FOR_INFER],
+        cwd=project_root, capture_output=True, text=True, timeout=300, env=ENV,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    for seed in ("seed0000", "seed0001"):
+        assert {"mesh.obj", "params.npz", "render.png"} <= {p.name for p in (faces / seed).iterdir()}, seed
+    from albedogan.models.weights_file import load_inference_weights
+
+    weights = load_inference_weights(ckpt)
+    ema = {k[len("G_ema.module."):]: v for k, v in state["state_dict"].items() if k.startswith("G_ema.module.")}
+    assert all(torch.equal(weights.albedo_generator.state_dict()[k], v) for k, v in ema.items())
+    # another world than the one trained in is refused with the recorded difference
+    out = subprocess.run(
+        [sys.executable, "infer.py", "mode=generate", "mode.n=1", f"checkpoint={ckpt}", f"output_dir={faces}2",
+         f"paths.data_dir={synthetic_data_dir}", *DEBUG_WORLD_FOR_INFER, "flame.n_exp=12"],
+        cwd=project_root, capture_output=True, text=True, timeout=300, env=ENV,
+    )
+    assert out.returncode != 0 and "flame.n_exp: trained with 10, configured 12" in out.stderr, out.stderr[-2000:]

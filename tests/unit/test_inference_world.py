@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from albedogan.inference.pipeline import check_world, world_record
+from albedogan.models.weights_file import check_world, world_record
 
 
 def test_world_record_drops_paths_and_resolves():

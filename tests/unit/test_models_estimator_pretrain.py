@@ -12,7 +12,7 @@ import torch
 from albedogan.assets.locate import AssetFormatError
 from albedogan.datamodules.latent_stream import LatentDataModule
 from albedogan.flame.head import HeadModel
-from albedogan.inference.pipeline import export_inference_weights, load_estimator_weights
+from albedogan.models.weights_file import export_inference_weights, load_estimator_weights
 from albedogan.models.estimator import build_embedded_estimator
 from albedogan.models.estimator_pretrain import PARTS, EstimatorPretrainModule
 from albedogan.models.targets import AlbedoTargetBuilder

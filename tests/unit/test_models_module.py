@@ -3,6 +3,7 @@ checkpoint contents, constructor validation; and the ground-truth metrics of ``e
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pytest
@@ -12,8 +13,9 @@ import torch
 from albedogan.datamodules.latent_stream import LatentDataModule
 from albedogan.eval.synthetic_gt import albedo_error, landmark_error, neutral_shape_error
 from albedogan.flame.head import HeadModel
-from albedogan.models import albedogan_module as mod
-from albedogan.models.albedogan_module import REBUILT_PREFIXES, AlbedoGANModule, LossWeights, NonFiniteLossError
+from albedogan.losses import albedogan as phase_losses
+from albedogan.losses.albedogan import AlbedoLossWeights, ShapeLossWeights
+from albedogan.models.albedogan_module import REBUILT_PREFIXES, AlbedoGANModule, NonFiniteLossError
 from albedogan.models.estimator import build_embedded_estimator
 from albedogan.models.phases import PhaseSchedule
 from albedogan.models.targets import AlbedoTargetBuilder
@@ -34,6 +36,35 @@ def teacher(head) -> ProceduralTeacher:
                              calibration_samples=64)
 
 
+@pytest.fixture(scope="module")
+def tiny_model_cfg(project_root):
+    """``conf/model/tiny.yaml`` composed (the only home of the hyper-parameter defaults)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=["model=tiny"]).model
+
+
+_TINY: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_defaults(tiny_model_cfg):
+    from hydra.utils import instantiate
+
+    m = tiny_model_cfg
+    _TINY.update(
+        lr_g=m.lr_g, lr_d=m.lr_d, lr_shape=m.lr_shape, betas=tuple(m.betas),
+        albedo_weights=instantiate(m.albedo_weights), shape_weights=instantiate(m.shape_weights),
+        shape_albedo=m.shape_albedo, landmark_source=m.landmark_source, grad_clip_norm=m.grad_clip_norm,
+        truncation_psi=m.truncation_psi, detector_kind=m.detector_kind, seed=0,
+    )
+
+
+def _weights(record, **changes):
+    return dataclasses.replace(record, **changes)
+
+
 def _module(head, teacher, cycle=(("albedo", 1), ("shape", 1)), **kwargs) -> AlbedoGANModule:
     torch.manual_seed(0)
     est = build_embedded_estimator(n_shape=20, n_exp=10, input_size=32, channels=(8, 16), hidden_dim=32,
@@ -45,7 +76,7 @@ def _module(head, teacher, cycle=(("albedo", 1), ("shape", 1)), **kwargs) -> Alb
         discriminator=Discriminator(img_resolution=16, channel_base=256, channel_max=16),
         schedule=PhaseSchedule(cycle),
         optimizer_gan=torch.optim.Adam, optimizer_shape=functools.partial(torch.optim.Adam),
-        r1_interval=2, pl_interval=2, ema_half_life_images=8,
+        r1_interval=2, pl_interval=2, ema_half_life_images=8, **_TINY,
     )
     args.update(kwargs)
     return AlbedoGANModule(**args)
@@ -105,7 +136,7 @@ def test_shape_step_trains_estimator_only(head, teacher, tmp_path):
 
 def test_nan_loss_names_the_term(head, teacher, tmp_path, monkeypatch):
     model = _module(head, teacher, cycle=(("albedo", 1),))
-    monkeypatch.setattr(mod, "masked_l1", lambda *a, **k: torch.tensor(float("nan")))
+    monkeypatch.setattr(phase_losses, "masked_l1", lambda *a, **k: torch.tensor(float("nan")))
     with pytest.raises(NonFiniteLossError, match=r"'albedo/photometric'.*step 0"):
         _fit(model, 1, tmp_path)
 
@@ -133,9 +164,13 @@ def test_shape_phase_dropped_without_trainable_estimator(head, teacher):
 
 def test_constructor_validation(head, teacher):
     with pytest.raises(ValueError, match="distill"):
-        LossWeights(distill=-1.0)
+        _weights(_TINY["albedo_weights"], distill=-1.0)
+    with pytest.raises(TypeError):  # no Python defaults: every weight comes from the YAML
+        AlbedoLossWeights(gan=1.0)
+    with pytest.raises(TypeError):
+        ShapeLossWeights(photometric=1.0)
     with pytest.raises(ValueError, match="identity_embedder"):
-        _module(head, teacher, loss_weights={"identity": 1.0})
+        _module(head, teacher, albedo_weights=_weights(_TINY["albedo_weights"], identity=1.0))
     with pytest.raises(ValueError, match="shape_albedo"):
         _module(head, teacher, shape_albedo="best")
 
@@ -162,12 +197,9 @@ def test_synthetic_gt_metrics(head):
     torch.testing.assert_close(landmark_error(lm + torch.tensor([0.5, 0.0]), lm, 64), torch.tensor([16.0]))
 
 
-def test_builder_initialises_albedo_generator_from_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path):
-    """albedo_init=teacher copies the StyleGAN2 teacher's synthesis blocks b4..b{R} into G_A (and its EMA)."""
+def _debug_cfg_with_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
-
-    from albedogan.models.builder import build_training
 
     with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
@@ -177,6 +209,14 @@ def test_builder_initialises_albedo_generator_from_stylegan2_teacher(project_roo
         "_target_": "albedogan.teachers.stylegan2.StyleGAN2Teacher", "truncation_psi": 1.0, "image_size": 32,
         "generator": {"_target_": "albedogan.nets.stylegan2.Generator", "z_dim": 16, "w_dim": 16,
                       "img_resolution": 32, "channel_base": 256, "channel_max": 16}})
+    return cfg
+
+
+def test_builder_initialises_albedo_generator_from_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path):
+    """albedo_init=teacher copies the StyleGAN2 teacher's synthesis blocks b4..b{R} into G_A (and its EMA)."""
+    from albedogan.models.builder import build_training
+
+    cfg = _debug_cfg_with_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path)
     model, data = build_training(cfg)
     assert data.z_dim == 16 and model.G.uv_resolution == 16
     teacher_synth = model.teacher.generator.synthesis.state_dict()
@@ -197,3 +237,165 @@ def test_make_grid_layout():
     assert (grid[:, :8] == 0).all() and (grid[:, 8:] == 255).all()
     with pytest.raises(ValueError, match="every column"):
         make_grid([a, torch.zeros(3, 3, 4, 4)])
+
+
+# ---------------------------------------------------------------------------------------------- issue 10 defects
+def test_lazy_regularisation_counts_albedo_phase_steps_over_tiny_schedule(tiny_model_cfg, head, teacher):
+    """Defect 1: model=tiny alternates albedo 2 / shape 2 after 2 warm-up steps, so every multiple of 16 (or 4) of
+    the *global* step is a shape step. Over 2000 steps R1 (every 16) must run ~1/16 and path length (every 4) ~1/4
+    of the albedo steps — counted in albedo-phase steps (before: 1 and 1)."""
+    from hydra.utils import instantiate
+
+    schedule = instantiate(tiny_model_cfg.schedule)
+    r1_k, pl_k = int(tiny_model_cfg.r1_interval), int(tiny_model_cfg.pl_interval)
+    assert (r1_k, pl_k) == (16, 4)
+    model = _module(head, teacher, schedule=schedule, r1_interval=r1_k, pl_interval=pl_k,
+                    albedo_weights=instantiate(tiny_model_cfg.albedo_weights))
+    albedo_steps = [s for s in range(2000) if schedule.phase_at(s) == "albedo"]
+    due = [model.regularisation_due(s) for s in albedo_steps]
+    assert len(albedo_steps) == 1002
+    assert sum(r1 for r1, _ in due) == 63  # ceil(1002 / 16)
+    assert sum(pl for _, pl in due) == 251  # ceil(1002 / 4)
+    assert model.regularisation_due(albedo_steps[16]) == (True, True)  # the 17th albedo step (global step 32 + 2)
+
+
+def test_lazy_regularisation_runs_on_albedo_phase_steps_in_training(head, teacher, tmp_path, monkeypatch):
+    """Defect 1 in a real fit: (albedo 1, shape 1), r1/pl every 2 -> albedo at global steps 0, 2, 4 = albedo-phase
+    steps 0, 1, 2: R1 and path length each run twice (before: at every albedo step, 3 times)."""
+    calls = {"r1": 0, "pl": 0}
+    r1 = phase_losses.r1_penalty
+
+    def counting_r1(*args, **kwargs):
+        calls["r1"] += 1
+        return r1(*args, **kwargs)
+
+    monkeypatch.setattr(phase_losses, "r1_penalty", counting_r1)
+    model = _module(head, teacher, r1_interval=2, pl_interval=2)
+    pl_forward = model.path_length.forward
+
+    def counting_pl(*args, **kwargs):
+        calls["pl"] += 1
+        return pl_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model.path_length, "forward", counting_pl)
+    _fit(model, 6, tmp_path)
+    assert calls == {"r1": 2, "pl": 2}
+
+
+def _recording(module: torch.nn.Module) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    module.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    return seen
+
+
+def test_discriminator_and_generator_see_the_same_fake(head, teacher, tmp_path):
+    """Defect 2: the D step and G's adversarial term feed D the same fake — G_A's raw synthesis output, unclamped
+    (StyleGAN2). G_A is biased out of [0, 1] so a clamp in either place would show."""
+    model = _module(head, teacher, cycle=(("albedo", 1),), r1_interval=1000, pl_interval=1000)
+    with torch.no_grad():
+        last_rgb = [m for n, m in model.G.synthesis.named_modules() if n.endswith("torgb")][-1]
+        last_rgb.bias.fill_(3.0)  # raw (x + 1) / 2 well above 1
+    seen = _recording(model.D)
+    _fit(model, 1, tmp_path)
+    real, d_fake, g_fake = seen  # D step: real, fake; G step: fake
+    assert d_fake.max() > 1.5  # unclamped: a clamp would cap the D input at 1
+    torch.testing.assert_close(d_fake, g_fake, rtol=0, atol=0)
+
+
+def test_path_length_is_measured_as_stylegan2(head, teacher, tmp_path, monkeypatch):
+    """Defect 9: the path-length penalty sees G_A's synthesis output x on the [-1, 1] scale (not (x + 1) / 2, which
+    halves the Jacobian) generated from untruncated latents (psi = 1) of the batch's z, even when training samples
+    are truncated."""
+    import copy
+
+    model = _module(head, teacher, cycle=(("albedo", 1),), r1_interval=1000, pl_interval=1, truncation_psi=0.5)
+    g_before = copy.deepcopy(model.G)
+    mapped: list[tuple[torch.Tensor, float | None, torch.Tensor]] = []
+    mapping = model.teacher.mapping
+
+    def recording_mapping(z, psi=None):
+        out = mapping(z, psi)
+        mapped.append((z.detach().clone(), psi, out.detach().clone()))
+        return out
+
+    monkeypatch.setattr(model.teacher, "mapping", recording_mapping)
+    captured: list[tuple[torch.Tensor, torch.Tensor]] = []
+    pl_forward = model.path_length.forward
+
+    def capturing(images, ws):
+        captured.append((images.detach().clone(), ws.detach().clone()))
+        return pl_forward(images, ws)
+
+    monkeypatch.setattr(model.path_length, "forward", capturing)
+    _fit(model, 1, tmp_path)
+    ((images, ws),) = captured
+    (z, psi_train, _), (z_pl, psi_pl, ws_pl) = mapped  # the training sample, then the path-length latents
+    assert psi_train == 0.5 and psi_pl == 1.0 and torch.equal(z, z_pl)
+    torch.testing.assert_close(ws, g_before.select_ws(ws_pl))
+    with torch.no_grad():
+        x = g_before.synthesis(g_before.select_ws(ws_pl), noise_mode="const", fused_modconv=False)
+    torch.testing.assert_close(images, x)
+    assert images.min() < 0  # the [-1, 1] scale
+
+
+def test_generator_sizes_that_differ_from_the_teacher_are_an_error(project_root, synthetic_data_dir, tmp_path,
+                                                                   monkeypatch):
+    """Defect 5: albedo_init=teacher copies the teacher's synthesis network, so a configured G_A size that differs
+    from the teacher's is an error raised before G_A or D is built (it used to be silently ignored for G_A while D
+    kept it); null takes the teacher's value for G_A and D alike."""
+    from albedogan.models import builder
+    from albedogan.nets import stylegan2
+
+    cfg = _debug_cfg_with_stylegan2_teacher(project_root, synthetic_data_dir, tmp_path)
+    cfg.model.albedo_generator.channel_base = 512
+    built: list[str] = []
+    init = stylegan2.Discriminator.__init__
+
+    def recording_init(self, *args, **kwargs):
+        built.append("D")
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(stylegan2.Discriminator, "__init__", recording_init)
+    with pytest.raises(ValueError, match=r"model\.albedo_generator\.channel_base=512 \(teacher: 256\)"):
+        builder.build_training(cfg)
+    assert built == []
+    cfg.model.albedo_generator.channel_base = None
+    cfg.model.albedo_generator.channel_max = None
+    model, _ = builder.build_training(cfg)
+    assert (model.G.init_kwargs["channel_base"], model.G.init_kwargs["channel_max"]) == (256, 16)
+    reference = Discriminator(img_resolution=16, channel_base=256, channel_max=16)
+    assert {k: v.shape for k, v in model.D.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()}
+    cfg.albedo_init = "random"  # no teacher to take null sizes from
+    with pytest.raises(ValueError, match="channel_base is null"):
+        builder.build_training(cfg)
+
+
+def test_one_home_for_defaults(project_root, head, teacher):
+    """Defect 6: the loss-weight records and the module's hyper-parameters have no Python defaults (the YAML is the
+    only home; the old LossWeights disagreed with it on five values), every record field is in the YAML, and the
+    .ckpt prefixes inference reads are exactly the training module's attribute names."""
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    from albedogan.models.weights_file import CKPT_PREFIXES
+
+    for record in (AlbedoLossWeights, ShapeLossWeights):
+        assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(record)), record
+    yaml = OmegaConf.load(project_root / "conf" / "model" / "albedogan.yaml")
+    assert set(yaml.albedo_weights) - {"_target_"} == {f.name for f in dataclasses.fields(AlbedoLossWeights)}
+    assert set(yaml.shape_weights) - {"_target_"} == {f.name for f in dataclasses.fields(ShapeLossWeights)}
+    params = inspect.signature(AlbedoGANModule.__init__).parameters
+    objects = {"self", "identity_embedder", "perceptual", "landmark_detector"}  # built objects, default None
+    defaulted = {k for k, p in params.items() if p.default is not inspect.Parameter.empty} - objects
+    assert defaulted == set(), defaulted
+    plain = {k for k in params if k not in objects | {"teacher", "head", "estimator", "albedo_generator"}}
+    assert plain <= set(yaml.keys()) | {"seed"}, plain - set(yaml.keys())
+    infer = OmegaConf.load(project_root / "conf" / "infer.yaml")
+    assert "checkpoint_prefixes" not in infer and "albedo_generator" not in infer
+    model = _module(head, teacher)
+    for part, prefix in CKPT_PREFIXES.items():
+        own = getattr(model, "G_ema").module if part == "albedo_generator" else model.estimator
+        keys = {k[len(prefix):] for k in model.state_dict() if k.startswith(prefix)}
+        assert keys == set(own.state_dict()), part

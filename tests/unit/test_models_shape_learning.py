@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from albedogan.datamodules.detection import detector_landmark_targets
 from albedogan.eval.synthetic_gt import neutral_shape_error
 from albedogan.flame.head import HeadModel
+from albedogan.flame.landmarks import landmarks5_from_68
 from albedogan.losses.landmark import landmark_loss
-from albedogan.models.albedogan_module import detector_landmark_targets, landmarks5_from_68
 from albedogan.models.estimator import build_embedded_estimator
 from albedogan.nets.encoder import CompactEncoder
 from albedogan.render import WeakPerspectiveCamera

@@ -7,6 +7,7 @@ import importlib
 import pytest
 
 PACKAGES = ["albedogan.nets", "albedogan.assets", "albedogan.datamodules", "albedogan.render", "albedogan.losses",
+            "albedogan.models", "albedogan.callbacks",
             "albedogan.flame", "albedogan.eval", "albedogan.utils"]
 
 

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 import torch
 
+from albedogan.assets.convert.torch_checkpoint import load_state_dict_strict
 from albedogan.assets.locate import AssetFormatError
 from albedogan.assets.safe_pickle import (
     CONTAINER_GLOBALS,
@@ -207,6 +208,7 @@ _REQUIRED_VALUES: dict[str, tuple[Any, ...]] = {
     "use_noise": (True,),
     "kernel_size": (3,),
 }
+_ARCH_HINT = "the weights do not match the architecture its constructor arguments describe"
 _POSITIONAL = {"Generator": ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"),
                "Discriminator": ("c_dim", "img_resolution", "img_channels")}
 _NESTED = {"mapping_kwargs": "mapping", "synthesis_kwargs": "", "block_kwargs": "block", "epilogue_kwargs": "epilogue"}
@@ -267,19 +269,6 @@ def _native_kwargs(record: PersistentRecord, table: Mapping[str, str | None], so
     return out
 
 
-def _load_strict(net: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str, what: str) -> None:
-    expected, got = set(net.state_dict()), set(state)
-    missing, unexpected = sorted(expected - got), sorted(got - expected)
-    bad = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in net.state_dict().items()
-           if k in state and state[k].shape != v.shape]
-    if missing or unexpected or bad:
-        raise AssetFormatError(
-            f"{source}: {what} weights do not match the architecture its constructor arguments describe.\n"
-            f"  missing ({len(missing)}): {missing[:20]}\n  unexpected ({len(unexpected)}): {unexpected[:20]}\n"
-            f"  mis-shaped ({len(bad)}): {bad[:20]}")
-    net.load_state_dict(state, strict=True)
-
-
 def generator_from_record(record: PersistentRecord, source: str = "<pkl>") -> Generator:
     """Native :class:`Generator` from a recorded NVIDIA ``Generator`` (eval mode, frozen, CPU float32)."""
     if record.short_name != "Generator":
@@ -290,7 +279,7 @@ def generator_from_record(record: PersistentRecord, source: str = "<pkl>") -> Ge
         raise AssetFormatError(f"{source}: not a StyleGAN2 generator (StyleGAN3 / other synthesis networks are not "
                                "supported); use a stylegan2(-ada) FFHQ snapshot")
     G = Generator(**_native_kwargs(record, G_KWARG_TABLE, source))
-    _load_strict(G, record_state_dict(record), source, "generator")
+    load_state_dict_strict(G, record_state_dict(record), f"{source} (generator)", hint=_ARCH_HINT)
     return G.eval().requires_grad_(False)
 
 
@@ -299,7 +288,7 @@ def discriminator_from_record(record: PersistentRecord, source: str = "<pkl>") -
     if record.short_name != "Discriminator":
         raise AssetFormatError(f"{source}: expected a Discriminator, found {record.class_name}")
     D = Discriminator(**_native_kwargs(record, D_KWARG_TABLE, source))
-    _load_strict(D, record_state_dict(record), source, "discriminator")
+    load_state_dict_strict(D, record_state_dict(record), f"{source} (discriminator)", hint=_ARCH_HINT)
     return D.eval()
 
 

@@ -17,7 +17,13 @@ import torch
 from albedogan.assets.locate import AssetFormatError, AssetSpec, require_file
 from albedogan.assets.safe_pickle import UnsafePickleError
 
-__all__ = ["CheckpointKeyError", "check_state_dict_keys", "load_torch_checkpoint", "select_entry"]
+__all__ = [
+    "CheckpointKeyError",
+    "check_state_dict_keys",
+    "load_state_dict_strict",
+    "load_torch_checkpoint",
+    "select_entry",
+]
 
 # BatchNorm's step counter: harmless if absent from a file (torch rebuilds it) and never used at inference.
 _OPTIONAL_SUFFIXES = ("num_batches_tracked",)
@@ -149,3 +155,15 @@ def check_state_dict_keys(
             out[k] = torch.zeros(ref.shape, dtype=ref.dtype)
     return out
 
+
+def load_state_dict_strict(module: torch.nn.Module, state: Mapping[str, Any], source: str, hint: str = "") -> None:
+    """The project's one strict loader: :func:`check_state_dict_keys` against ``module.state_dict()`` (every key,
+    every shape, else one :class:`CheckpointKeyError` naming ``source``), then ``load_state_dict(strict=True)``.
+
+    Args:
+        module: the built network (any device; values are copied in its dtypes).
+        state: the file's state dict.
+        source: file (and part) named in errors.
+        hint: extra advice appended to the error.
+    """
+    module.load_state_dict(check_state_dict_keys(state, module.state_dict(), source, hint=hint), strict=True)
