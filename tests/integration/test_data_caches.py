@@ -169,7 +169,7 @@ def test_ddp_ranks_read_disjoint_shards(project_root, synthetic_data_dir, tmp_pa
          f"paths.data_dir={synthetic_data_dir}", f"paths.log_dir={tmp_path}", "callbacks.rich_progress_bar=null",
          *CACHE, f"data.root={reference_cache}", "trainer=ddp_sim", "trainer.max_steps=4",
          "trainer.limit_val_batches=0", "callbacks.image_grid=null",
-         "+callbacks.record._target_=tests.helpers.batch_recorder.BatchRecorder", f"+callbacks.record.out={record}"],
+         f"+callbacks.record={{_target_:tests.helpers.batch_recorder.BatchRecorder,out:'{record}'}}"],
         cwd=project_root, capture_output=True, text=True, timeout=600, env=ENV,
     )
     assert out.returncode == 0, out.stderr[-3000:]
