@@ -77,7 +77,7 @@ def _bounds(lo: Optional[float], hi: Optional[float]) -> str:
 
 #: the config groups each entry point accepts (``--help`` lists these, with their options, and no other)
 ENTRY_GROUPS: dict[str, tuple[str, ...]] = {
-    "infer": ("mode", "world", "flame", "teacher", "estimator", "data", "paths", "local"),
+    "infer": ("mode", "world", "flame", "teacher", "estimator", "paths", "local"),
     "train": ("experiment", "world", "model", "trainer", "data", "callbacks", "logger", "flame", "teacher",
               "estimator", "paths", "debug", "local"),
 }
