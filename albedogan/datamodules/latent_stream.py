@@ -313,6 +313,9 @@ class LatentDataModule(pl.LightningDataModule):
         world_size: DDP world size override, as ``rank``.
         lookahead: batches Lightning fetches before using them (1 with the default training fetcher; use 0 when
             ``training_step`` takes ``dataloader_iter``, which disables prefetching); see :class:`LatentStreamLoader`.
+        mix: optional :class:`~albedogan.datamodules.real_faces.RealFaceMix`: with ``real_fraction > 0`` every
+            training batch is a :class:`~albedogan.datamodules.real_faces.MixedBatch` (teacher part + real photos
+            for phase B).
     """
 
     def __init__(
@@ -325,9 +328,11 @@ class LatentDataModule(pl.LightningDataModule):
         rank: int | None = None,
         world_size: int | None = None,
         lookahead: int = 1,
+        mix: Any = None,
     ) -> None:
         super().__init__()
         self.lookahead = lookahead
+        self.mix = mix
         self.batch_size = batch_size
         self.z_dim = z_dim
         self.base_seed = base_seed
@@ -335,16 +340,30 @@ class LatentDataModule(pl.LightningDataModule):
         self.val_seeds = list(val_seeds)
         self.rank = rank
         self.world_size = world_size
-        self._train_loader: LatentStreamLoader | None = None
+        self._train_loader: Any = None
 
-    def train_dataloader(self) -> LatentStreamLoader:
-        """The stream loader; a re-created loader continues where the previous one stopped."""
-        start = self._train_loader.batches_consumed if self._train_loader is not None else 0
+    def _train_source(self, start: int) -> Any:
+        """The teacher part of the training batches, starting after ``start`` consumed batches."""
         stream = TeacherLatentStream(self.z_dim, self.base_seed, rank=self.rank, world_size=self.world_size)
-        self._train_loader = LatentStreamLoader(
+        return LatentStreamLoader(
             stream, self.batch_size, num_workers=self.num_workers, lookahead=self.lookahead, start_batches=start
         )
+
+    def train_dataloader(self) -> Any:
+        """The stream loader (mixed with real photos when ``mix`` asks for them); a re-created loader continues
+        where the previous one stopped."""
+        if self._train_loader is not None:
+            state = self._train_loader.state_dict()
+            self._train_loader = self._wrap(self._train_source(0))
+            self._train_loader.load_state_dict(state)
+        else:
+            self._train_loader = self._wrap(self._train_source(0))
         return self._train_loader
+
+    def _wrap(self, loader: Any) -> Any:
+        if self.mix is None or not self.mix.active:
+            return loader
+        return self.mix.wrap(loader, self.batch_size, self.lookahead)
 
     def val_dataloader(self) -> DataLoader:
         """Batches of :class:`LatentSample` for ``val_seeds``, in order."""

@@ -22,25 +22,38 @@ checkpoint) plus ``now_result.{json,md}``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import numpy as np
 import torch
 import yaml
 
+from albedogan.datamodules.eval_sets import NowEvalSet, PhotoScanSet
 from albedogan.datamodules.images import ImageLoadError, load_image
 from albedogan.eval.generator_metrics import DistributionMetrics, build_feature_space, identity_similarity, paired_lpips
-from albedogan.eval.now import evaluate_now, export_now_prediction, list_now_samples, write_now_json, write_now_markdown
+from albedogan.eval.now import (
+    evaluate_now,
+    evaluate_scan,
+    export_now_prediction,
+    list_now_samples,
+    read_mesh,
+    read_now_landmarks,
+    write_now_json,
+    write_now_markdown,
+)
 from albedogan.eval.report import EvaluationReport, write_report
 from albedogan.eval.synthetic_gt import albedo_error, face_texel_mask, landmark_error, neutral_shape_error
 from albedogan.inference.generate import resolve_seeds
 from albedogan.inference.pipeline import FacePipeline
 from albedogan.inference.reconstruct import FaceNotFoundError, fit_photo
 from albedogan.structures import FaceEstimate
+from albedogan.utils.io import atomic_write_text
 from albedogan.utils.logging import get_logger
 
-__all__ = ["generator_metrics", "now_predictions", "run_evaluate", "with_yaw"]
+__all__ = ["generator_metrics", "now_predictions", "photo_scan_metrics", "run_evaluate", "with_yaw"]
 
 log = get_logger(__name__)
 
@@ -155,6 +168,58 @@ def now_predictions(
     return skipped
 
 
+@torch.no_grad()
+def photo_scan_metrics(pipeline: FacePipeline, dataset: PhotoScanSet, out: str | os.PathLike,
+                       crop_size: int = 224, crop_scale: float = 1.25, min_face_size: int = 24
+                       ) -> tuple[dict[str, float], list[str]]:
+    """Fit every photo of a :class:`~albedogan.datamodules.eval_sets.PhotoScanSet`, export its neutral mesh + 7
+    landmarks to ``<out>/photo_predictions/<key>.obj/.npy`` and, where the photo has a scan, measure the NoW
+    scan-to-prediction distance (:func:`~albedogan.eval.now.evaluate_scan`). Writes
+    ``<out>/photo_scans_result.json`` (per photo: status, reason, median/mean/std mm).
+
+    Returns:
+        ``({"photos_fitted", "photos_skipped", "photos_with_scan", and with scans "scan_median_mm",
+        "scan_mean_mm", "scan_std_mm" over all scan points}, notes)``.
+    """
+    from albedogan.datamodules.detection import build_face_detector
+
+    if pipeline.estimator is None:
+        raise ValueError("photo evaluation needs an estimator (estimator=embedded or estimator=deca_mica)")
+    out = Path(out)
+    face_detector = build_face_detector(dataset.detector)
+    rows, distances = [], []
+    for item in dataset.items():
+        try:
+            fit = fit_photo(load_image(item.photo), pipeline, face_detector, min_face_size, crop_size, crop_scale)
+        except (ImageLoadError, FaceNotFoundError) as err:
+            log.warning("photo evaluation: %s skipped: %s", item.photo, err)
+            rows.append({"photo": str(item.photo), "status": "skipped", "reason": getattr(err, "reason", "error")})
+            continue
+        neutral = pipeline.head.flame.neutral(fit.estimate.params)
+        vertices, landmarks7 = neutral.vertices[0], neutral.landmarks7[0]
+        export_now_prediction(out / "photo_predictions" / f"{item.key}.obj", vertices, pipeline.head.faces,
+                              landmarks7)
+        row: dict[str, Any] = {"photo": str(item.photo), "status": "ok", "scan": None}
+        if item.scan is not None:
+            scan_v, _ = read_mesh(item.scan)
+            ev = evaluate_scan(scan_v, read_now_landmarks(item.landmarks), vertices, pipeline.head.faces,
+                               landmarks7, metric=dataset.metric, pred_unit="m", device=pipeline.device)
+            distances.append(ev.distances)
+            row.update(scan=str(item.scan), median_mm=float(np.median(ev.distances)),
+                       mean_mm=float(ev.distances.mean()), std_mm=float(ev.distances.std()))
+        rows.append(row)
+    atomic_write_text(out / "photo_scans_result.json", json.dumps(rows, indent=2))
+    fitted = sum(r["status"] == "ok" for r in rows)
+    metrics = {"photos_fitted": float(fitted), "photos_skipped": float(len(rows) - fitted),
+               "photos_with_scan": float(len(distances))}
+    if distances:
+        d = np.concatenate(distances)
+        variant = "metric" if dataset.metric else "nonmetric"
+        metrics.update({f"scan_{variant}_median_mm": float(np.median(d)), f"scan_{variant}_mean_mm": float(d.mean()),
+                        f"scan_{variant}_std_mm": float(d.std())})
+    return metrics, [f"photos: {fitted}/{len(rows)} fitted, {len(distances)} with a scan"]
+
+
 def run_evaluate(
     pipeline: FacePipeline,
     out: str | os.PathLike,
@@ -166,15 +231,29 @@ def run_evaluate(
     perceptual: str = "auto",
     checkpoint: Optional[str] = None,
     now: Optional[dict[str, Any]] = None,
+    data: NowEvalSet | PhotoScanSet | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
 ) -> Path:
-    """Run the evaluation (module docstring) and write the report; returns the JSON report path."""
+    """Run the evaluation (module docstring) and write the report; returns the JSON report path.
+
+    ``data`` is an evaluation set chosen by ``data=now`` (NoW, replaces ``now``) or ``data=photo_scans`` (photos
+    with optional scans, :func:`photo_scan_metrics`).
+    """
     if device is not None:
         pipeline = pipeline.to(device)
     out = Path(out)
     metrics, notes = generator_metrics(pipeline, resolve_seeds(n, seeds, seed), batch_size, novel_yaws,
                                        feature_space, perceptual)
+    if isinstance(data, NowEvalSet):
+        now = data.now_options()
+    elif isinstance(data, PhotoScanSet):
+        photo_metrics, photo_notes = photo_scan_metrics(pipeline, data, out)
+        metrics.update(photo_metrics)
+        notes += photo_notes
+    elif data is not None:
+        raise TypeError(f"mode=evaluate: data={type(data).__name__} is not an evaluation set; use data=now or "
+                        "data=photo_scans")
     now = dict(now or {})
     if now.get("dataset_root"):
         predictions_root = now.get("predictions_root") or out / "now_predictions"
@@ -182,6 +261,9 @@ def run_evaluate(
             skipped = now_predictions(pipeline, now["dataset_root"], predictions_root, now.get("images_dir"),
                                       now.get("split", "val"), now.get("challenge", ""), now.get("detector", "auto"))
             notes.append(f"NoW: {len(skipped)} image(s) without a face fit")
+        if not now.get("score", True):
+            notes.append(f"NoW: predictions written to {predictions_root} (not scored)")
+    if now.get("dataset_root") and now.get("score", True):
         result = evaluate_now(now["dataset_root"], predictions_root, split=now.get("split", "val"),
                               metric=bool(now.get("metric", False)), challenge=now.get("challenge", ""),
                               pred_unit="m", device=pipeline.device)

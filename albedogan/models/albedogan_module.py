@@ -19,6 +19,10 @@ Phase B (``"shape"``): G_A frozen (its EMA or live copy, ``shape_albedo``); the 
     detector on the teacher image (:func:`~albedogan.datamodules.detection.detector_landmark_targets`, weighted by
     the detection score; images without a face contribute nothing); ``"none"``.
 
+Batches: latents (the teacher is sampled here), cached teacher samples (image and ws from disk, plus the estimate and
+target phase A would otherwise compute) or mixed batches whose real photos join phase B only
+(:meth:`AlbedoGANModule.training_step`).
+
 Lazy regularisation (R1 every ``r1_interval``, path length every ``pl_interval``) counts *albedo-phase* steps
 (:meth:`PhaseSchedule.step_in_phase`), so the shape steps in between never swallow a regularisation step.
 Adam learning rates and betas are scaled by the lazy-regularisation ratio ``k / (k + 1)`` (REFERENCE §2). Every loss
@@ -58,6 +62,7 @@ from albedogan.losses.identity import IdentityLoss
 from albedogan.losses.photometric import masked_l1
 from albedogan.models.ema import ModelEMA
 from albedogan.models.phases import PhaseSchedule
+from albedogan.models.targets import AlbedoTarget
 from albedogan.render import FaceRenderer, UVMirror, WeakPerspectiveCamera, sample_texture
 from albedogan.structures import FaceEstimate, RenderOutput, TeacherSample
 from albedogan.teachers.base import Teacher
@@ -366,28 +371,45 @@ class AlbedoGANModule(pl.LightningModule):
         phase_step = self.schedule.step_in_phase(step)
         return self.albedo_loss.r1_due(phase_step), self.albedo_loss.pl_due(phase_step)
 
-    def training_step(self, batch: LatentSample, batch_idx: int) -> None:
-        """One batch of latents -> one phase step (see the module docstring)."""
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        """One batch -> one phase step (see the module docstring).
+
+        ``batch`` is a :class:`LatentSample` (the teacher is sampled here), a cached teacher batch
+        (:class:`~albedogan.datamodules.teacher_cache.CachedTeacherSample`: image and ws from the cache, and its
+        FaceEstimate / target when it carries them) or a :class:`~albedogan.datamodules.real_faces.MixedBatch` whose
+        real photos join phase B (:func:`~albedogan.models.real_faces.real_face_terms`).
+        """
         step = self.global_step
         torch.manual_seed(self.seed * 1_000_003 + step * 131 + self.global_rank)
         phase = self.schedule.phase_at(step)
-        sample = self._sample(batch.z)
+        real = getattr(batch, "real", None)
+        sample, cached_estimate, cached_target = self._teacher_inputs(batch.teacher if real is not None else batch)
         n = sample.image.shape[0]
         self.log("train/phase", float(self.schedule.index_at(step)), batch_size=n, prog_bar=True)
         if phase == "albedo":
-            self._albedo_step(sample, *self.regularisation_due(step))
+            self._albedo_step(sample, *self.regularisation_due(step), cached_estimate, cached_target)
         else:
-            self._shape_step(sample)
+            self._shape_step(sample, real, float(getattr(batch, "real_fraction", 0.0)))
 
-    def _albedo_step(self, sample: TeacherSample, do_r1: bool, do_pl: bool) -> None:
+    def _teacher_inputs(self, batch: Any) -> tuple[TeacherSample, FaceEstimate | None, AlbedoTarget | None]:
+        """(teacher sample, cached estimate or None, cached target or None) of a latent or cached batch."""
+        if isinstance(batch, LatentSample):
+            return self._sample(batch.z), None, None
+        target = AlbedoTarget(**batch.target) if batch.target else None
+        return batch.teacher_sample(), batch.face_estimate(), target
+
+    def _albedo_step(self, sample: TeacherSample, do_r1: bool, do_pl: bool, estimate: FaceEstimate | None = None,
+                     target: AlbedoTarget | None = None) -> None:
         opts = self.optimizers()
         opt_g, opt_d = opts[0], opts[1]
         loss = self.albedo_loss
         n = sample.image.shape[0]
         self.estimator.eval()
         with torch.no_grad():
-            estimate = self.estimator(sample.image, truth=sample.truth)
-            target = self.target_builder(sample.target_image, estimate)
+            if estimate is None:  # else: cached with the teacher sample
+                estimate = self.estimator(sample.image, truth=sample.truth)
+            if target is None:
+                target = self.target_builder(sample.target_image, estimate)
         real = resize_uv(target.texture, self.uv_resolution).detach()
         trust = resize_uv(target.weight, self.uv_resolution).detach()
         ws = sample.ws.detach()
@@ -421,7 +443,7 @@ class AlbedoGANModule(pl.LightningModule):
         self._log_terms("train/albedo", {**d_terms, **g_terms}, n)
         self.log("train/albedo/target_visible", target.visible_fraction.mean(), batch_size=n)
 
-    def _shape_step(self, sample: TeacherSample) -> None:
+    def _shape_step(self, sample: TeacherSample, real: Any = None, real_fraction: float = 0.0) -> None:
         opt_s = self.optimizers()[2]
         n = sample.image.shape[0]
         self.estimator.train()
@@ -432,9 +454,22 @@ class AlbedoGANModule(pl.LightningModule):
         out, mask = self._render(estimate, albedo)
         targets = self._landmark_targets(sample) if self.shape_weights.landmark > 0 else None
         terms = self.shape_loss(out, mask, sample.image, estimate, targets)
+        if real is not None:
+            terms = self._mix_real_terms(terms, real, real_fraction, generator)
         self._check(terms, "shape")
         self._step(opt_s, sum(terms.values()), counted=True)
         self._log_terms("train/shape", terms, n)
+
+    def _mix_real_terms(self, terms: dict[str, torch.Tensor], real: Any, fraction: float,
+                        generator: nn.Module) -> dict[str, torch.Tensor]:
+        """Teacher terms × (1 - fraction) + real-photo terms × fraction (real ones logged as ``real_*``)."""
+        from albedogan.models.real_faces import mean_albedo, real_face_terms
+
+        albedo = mean_albedo(self.teacher, generator, self.device)
+        real_terms = real_face_terms(real, self.estimator, albedo, self._render, self.shape_loss)
+        mixed = {k: (1.0 - fraction) * v for k, v in terms.items()}
+        mixed.update({f"real_{k}": fraction * v for k, v in real_terms.items()})
+        return mixed
 
     def _landmark_targets(self, sample: TeacherSample) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         """Phase-B landmark targets from ``landmark_source``: ``(targets (N, K, 2) image NDC, confidence (N, K) or

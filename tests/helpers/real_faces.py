@@ -73,3 +73,42 @@ def reference_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     tform = SimilarityTransform()
     tform.estimate(src, dst)
     return np.asarray(tform.params[:2])
+
+
+def write_photo_folder(folder: Path) -> dict[str, str]:
+    """An FFHQ-style photo tree for the dataset caches: real faces (astronaut, astronaut mirrored and downscaled,
+    one crop per person of insightface's t1.jpg) plus bad files. Returns ``{relative path: expected outcome}``
+    (``"ok"`` or the skip reason)."""
+    import cv2
+    from PIL import Image
+    from skimage import data
+
+    folder = Path(folder)
+    expected: dict[str, str] = {}
+
+    def save(rel: str, image: np.ndarray, outcome: str) -> None:
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+        expected[rel] = outcome
+
+    astronaut = data.astronaut()
+    save("00000/astronaut.png", astronaut, "ok")
+    save("00000/astronaut_small.jpg", np.ascontiguousarray(cv2.resize(astronaut, (300, 300))[:, ::-1]), "ok")
+    group = cv2.imread(str(_site_packages() / "insightface" / "data" / "images" / "t1.jpg"))[:, :, ::-1].copy()
+    for i, lm in enumerate(detect(group)):
+        cx, cy = lm.mean(0)
+        half = int(2.2 * np.linalg.norm(lm[0] - lm[1]) + 10)
+        y0, x0 = max(0, int(cy) - half), max(0, int(cx) - half)
+        save(f"00001/t1_person{i}.jpg", np.ascontiguousarray(group[y0:int(cy) + half, x0:int(cx) + half]), "ok")
+    rng = np.random.default_rng(0)
+    save("00002/noise.png", (rng.random((128, 128, 3)) * 255).astype(np.uint8), "no_face")
+    canvas = np.full((600, 600, 3), 200, np.uint8)
+    canvas[280:296, 280:296] = cv2.resize(astronaut[0:260, 120:380], (16, 16))
+    save("00002/tiny_face.png", canvas, "no_face|tiny_face")
+    (folder / "00002" / "not_an_image.jpg").write_text("this is not a JPEG")
+    expected["00002/not_an_image.jpg"] = "not_an_image"
+    png = (folder / "00000" / "astronaut.png").read_bytes()
+    (folder / "00002" / "truncated.png").write_bytes(png[: len(png) // 3])
+    expected["00002/truncated.png"] = "truncated"
+    return expected

@@ -101,6 +101,10 @@ def _instantiate(group: str, option: str, cfg) -> object:
     if group in ("model", "experiment"):
         return build_training(cfg)
     if group == "data":
+        if "z_dim" not in cfg.data.keys():  # an evaluation set (data=now / photo_scans, infer.py): its folder is mandatory;
+            with pytest.raises(Exception, match="root|path"):  # built on real folders in test_data_configs.py
+                hydra.utils.instantiate(cfg.data)
+            return cfg.data
         return hydra.utils.instantiate(cfg.data, z_dim=16)
     if group in ("callbacks", "logger"):
         return instantiate_group(cfg.get(group))

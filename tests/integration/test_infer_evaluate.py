@@ -8,12 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-from skimage import data as skdata
 
 from albedogan.inference.evaluate import generator_metrics, run_evaluate, with_yaw
-from albedogan.inference.export import export_obj
 from albedogan.models.estimator import build_embedded_estimator
+from tests.helpers.now_world import now_world
 from tests.helpers.inference_world import CLI_OVERRIDES, tiny_pipeline, tiny_teacher, write_tiny_checkpoint
 
 pytestmark = pytest.mark.integration
@@ -47,30 +45,12 @@ def test_with_yaw_adds_rotation_only(synthetic_head_model):
     assert torch.equal(turned.params.shape, truth.estimate.params.shape) and torch.equal(turned.cam, truth.estimate.cam)
 
 
-def _now_world(root, head):
-    """A NoW-format tree: one subject whose scan is the template (mm) and whose photo is a real face."""
-    neutral = head.flame.neutral(head.zero_params(1))
-    scan = neutral.vertices[0].double().numpy() * 1000.0
-    lmk = neutral.landmarks7[0].double().numpy() * 1000.0
-    data = root / "now"
-    export_obj(data / "scans" / "S1" / "scan.obj", scan, head.faces.numpy())
-    pts = "".join(f' <point x="{x}" y="{y}" z="{z}" active="1" name="{i}"/>\n' for i, (x, y, z) in enumerate(lmk))
-    (data / "scans_lmks_onlypp" / "S1").mkdir(parents=True)
-    (data / "scans_lmks_onlypp" / "S1" / "scan_picked_points.pp").write_text(
-        f"<!DOCTYPE PickedPoints>\n<PickedPoints>\n{pts}</PickedPoints>\n")
-    (data / "iphone_pictures" / "S1" / "selfie").mkdir(parents=True)
-    Image.fromarray(skdata.astronaut()).save(data / "iphone_pictures" / "S1" / "selfie" / "IMG_1.jpg")
-    Image.new("RGB", (64, 64), "white").save(data / "iphone_pictures" / "S1" / "selfie" / "IMG_2.jpg")
-    (data / "imagepathsvalidation.txt").write_text("S1/selfie/IMG_1.jpg\nS1/selfie/IMG_2.jpg\n")
-    return data
-
-
 def test_now_predictions_and_scores(synthetic_head_model, checkpoint, tmp_path):
     head = synthetic_head_model
     estimator = build_embedded_estimator(n_shape=head.n_shape, n_exp=head.n_exp, input_size=32, channels=(8,),
                                          hidden_dim=16)  # untrained: predicts the mean (template) face
     pipeline = tiny_pipeline(head, checkpoint, estimator=estimator)
-    data = _now_world(tmp_path, head)
+    data = now_world(tmp_path, head)
     report = run_evaluate(pipeline, tmp_path / "out", n=2, batch_size=2, novel_yaws=(0.3,), checkpoint=str(checkpoint),
                           now={"dataset_root": str(data), "split": "val"})
     metrics = json.loads(report.read_text())
