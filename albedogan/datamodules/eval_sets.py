@@ -1,7 +1,7 @@
 """Evaluation sets as ``data`` configs for ``python infer.py mode=evaluate data=...``.
 
 * :class:`NowEvalSet` (``data=now``): the NoW benchmark folder; ``split`` picks the official image list
-  (``imagepathsvalidation.txt`` / ``imagepathstest.txt``, :data:`~albedogan.eval.now.NOW_IMAGE_LISTS`), every
+  (``imagepathsvalidation.txt`` / ``imagepathstest.txt``, :data:`NOW_IMAGE_LISTS`), every
   listed photo is fitted and scored against its subject's scan (:mod:`albedogan.eval.now`).
 * :class:`PhotoScanSet` (``data=photo_scans``): any folder of photos, optionally with a 3D scan per photo or per
   folder: photo ``<rel>/<stem>.<ext>`` pairs with ``<scans_dir>/<rel>/<stem>.{obj,ply}`` or, failing that,
@@ -21,7 +21,10 @@ from typing import Any, Optional
 from albedogan.assets.locate import MissingAssetError
 from albedogan.datamodules.images import iter_image_paths
 
-__all__ = ["NowEvalSet", "PhotoScanSet", "PhotoScanItem"]
+__all__ = ["NOW_IMAGE_LISTS", "NowEvalSet", "PhotoScanSet", "PhotoScanItem"]
+
+NOW_IMAGE_LISTS: dict[str, str] = {"val": "imagepathsvalidation.txt", "test": "imagepathstest.txt"}
+"""NoW's image lists per split, relative to the dataset folder."""
 
 _SCAN_EXTS = (".obj", ".ply")
 _LMK_EXTS = (".pp", ".txt", ".npy")
@@ -54,8 +57,6 @@ class NowEvalSet:
     predictions_only: bool = False
 
     def __post_init__(self) -> None:
-        from albedogan.eval.now import NOW_IMAGE_LISTS
-
         if self.root in (None, "", "???"):
             raise MissingAssetError("data.root is not set: give the NoW dataset folder, e.g. data.root=/data/NoW")
         if self.split not in NOW_IMAGE_LISTS:

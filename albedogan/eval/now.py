@@ -39,6 +39,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from albedogan.datamodules.eval_sets import NOW_IMAGE_LISTS
 from albedogan.assets.locate import AssetFormatError, MissingAssetError
 from albedogan.assets.obj import write_obj
 from albedogan.eval.geometry import apply_similarity, compose_similarity, point_to_mesh_distance, umeyama
@@ -74,7 +75,6 @@ __all__ = [
 log = get_logger(__name__)
 
 NOW_CHALLENGES: tuple[str, ...] = ("multiview_neutral", "multiview_expressions", "multiview_occlusions", "selfie")
-NOW_IMAGE_LISTS: dict[str, str] = {"val": "imagepathsvalidation.txt", "test": "imagepathstest.txt"}
 FLAME68_NOW_LANDMARKS: tuple[int, ...] = tuple(17 + r for r in NOW_LANDMARK_ROWS)  # (36, 39, 42, 45, 33, 48, 54)
 UNIT_TO_MM: dict[str, float] = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from albedogan.assets.flame_files import FlameModelData, LandmarkEmbedding
+from albedogan.assets.flame_model import FlameModelData
+from albedogan.assets.landmark_embedding import LandmarkEmbedding
 from albedogan.flame.flame import FLAME
 
 __all__ = ["landmark_flame"]

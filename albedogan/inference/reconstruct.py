@@ -55,8 +55,9 @@ from albedogan.fitting import FaceFitter, FitResult
 from albedogan.flame.landmarks import contour_yaw_degrees
 from albedogan.inference.export import save_png, texture_to_uint8
 from albedogan.inference.generate import write_face
-from albedogan.inference.pipeline import FacePipeline, FaceResult, resample_uv
+from albedogan.inference.pipeline import FacePipeline, FaceResult
 from albedogan.render.cameras import ndc_to_pixels, pixels_to_ndc
+from albedogan.render.uv import resize_uv
 from albedogan.structures import FaceEstimate
 from albedogan.utils.io import atomic_write_text
 from albedogan.utils.logging import get_logger
@@ -669,8 +670,8 @@ def _reconstruct_one(path: Path, ctx: _RunContext) -> Outcome:
             generated = pipeline.albedo_generator(ws).clamp(0, 1)
             if ctx.inv["blend"]:
                 r = generated.shape[-1]
-                seen = resample_uv(target.weight, r).clamp(0, 1)
-                generated = seen * resample_uv(albedo, r) + (1 - seen) * generated
+                seen = resize_uv(target.weight, r).clamp(0, 1)
+                generated = seen * resize_uv(albedo, r) + (1 - seen) * generated
             albedo = generated
         vertices, shaded, flat, alpha, lmk = pipeline.render(estimate, albedo)
         result = FaceResult(image=fc.images, ws=ws, z=None, estimate=estimate, albedo=albedo, vertices=vertices,

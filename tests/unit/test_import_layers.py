@@ -19,6 +19,7 @@ LAYERS: tuple[str, ...] = (
     "assets",
     "flame",
     "losses",
+    "fitting",
     "datamodules",
     "teachers",
     "eval",
@@ -27,6 +28,7 @@ LAYERS: tuple[str, ...] = (
     "callbacks",
     "cli",
     "entry",
+    "caching",
     "bench",
 )
 """Bottom to top: a package may import its own modules and any package listed before it, never one after it."""
