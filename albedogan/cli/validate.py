@@ -218,8 +218,9 @@ def validate(cfg: DictConfig, entry: str, overrides: Sequence[str] = (), base: O
         if rule is None and base is not None:
             found, default = _select(base, key)
             rule = _type_of_default(default) if found else None
-            if rule is not None:
-                rule = Rule(rule.kind, example=f"{key}={rule.example}")
+            if rule is not None:  # a default's type cannot tell whether null is accepted (Optional settings are
+                # common, e.g. teacher.coefficients.n_shape_active): null is left to the constructor's own check
+                rule = Rule(rule.kind, example=f"{key}={rule.example}", nullable=True)
         if rule is not None:
             add(check_value(key, value, rule))
     # 2. every key with a rule, as composed

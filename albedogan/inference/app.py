@@ -24,7 +24,8 @@ import torch
 from albedogan.inference.editing import save_direction
 from albedogan.inference.generate import run_generate
 from albedogan.inference.pipeline import FacePipeline
-from albedogan.inference.reconstruct import run_reconstruct
+from albedogan.datamodules.landmarks import build_landmark_detector
+from albedogan.inference.reconstruct import build_fitter, run_reconstruct
 from albedogan.inference.video import run_video
 from albedogan.utils.logging import get_logger
 
@@ -76,8 +77,12 @@ class DemoApp:
     """
 
     def __init__(self, pipeline: FacePipeline, out: str | os.PathLike, turntable_frames: int = 24,
-                 turntable_resolution: int = 192, n_directions: int = 3) -> None:
+                 turntable_resolution: int = 192, n_directions: int = 3, landmarks: Any = "dlib68",
+                 fit: Any = None) -> None:
         self.pipeline = pipeline.eval()
+        # built once, as the pipeline: the landmark detector and the fitter infer.py mode=reconstruct would use
+        self.landmarks = build_landmark_detector(landmarks) if isinstance(landmarks, str) else landmarks
+        self.fitter = build_fitter(fit, pipeline.head).to(pipeline.device)
         self.out = Path(out)
         self.turntable_frames = int(turntable_frames)
         self.turntable_resolution = int(turntable_resolution) // 2 * 2
@@ -136,7 +141,8 @@ class DemoApp:
         folder = self.session_dir(session, "reconstruct")
         try:
             with self._lock:
-                run_reconstruct(self.pipeline, input=str(photo), out=folder, recursive=False)
+                run_reconstruct(self.pipeline, input=str(photo), out=folder, recursive=False,
+                                landmarks=self.landmarks, fit=self.fitter)
                 summary = json.loads((folder / "summary.json").read_text())
                 outcome = summary["inputs"][0] if summary["inputs"] else None
                 if outcome is None or outcome["status"] != "ok":
@@ -217,8 +223,12 @@ def _session(request: Any) -> Optional[str]:
 
 def serve(pipeline: FacePipeline, out: str | os.PathLike, host: str = "127.0.0.1", port: int = 7860,
           share: bool = False, turntable_frames: int = 24, turntable_resolution: int = 192, n_directions: int = 3,
-          seed: int = 0, device: torch.device | str | None = None, block: bool = True):
+          landmarks: Any = "dlib68", fit: Any = None, seed: int = 0, device: torch.device | str | None = None,
+          block: bool = True):
     """Start the demo on ``http://host:port`` (models are already loaded; blocks until interrupted).
+
+    ``landmarks`` / ``fit`` are the reconstruct settings (the ``landmarks`` and ``fit`` groups, as for
+    ``infer.py mode=reconstruct``).
 
     Returns:
         The Gradio Blocks (after it stops, or at once with ``block=False``).
@@ -226,7 +236,7 @@ def serve(pipeline: FacePipeline, out: str | os.PathLike, host: str = "127.0.0.1
     if device is not None:
         pipeline = pipeline.to(device)
     out = Path(out)
-    app = DemoApp(pipeline, out, turntable_frames, turntable_resolution, n_directions)
+    app = DemoApp(pipeline, out, turntable_frames, turntable_resolution, n_directions, landmarks, fit)
     demo = build_ui(app)
     log.info("app: serving on http://%s:%d (outputs under %s)", host, int(port), out / "sessions")
     demo.queue(default_concurrency_limit=2).launch(server_name=host, server_port=int(port), share=bool(share),

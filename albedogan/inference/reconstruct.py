@@ -410,7 +410,8 @@ def _print_summary(outcomes: list[Outcome], out: Path) -> None:
     Console(stderr=True, width=180).print(table)
 
 
-def _build_fitter(fit: Any, head) -> FaceFitter:
+def build_fitter(fit: Any, head) -> FaceFitter:
+    """A :class:`FaceFitter` for ``head`` from the ``fit`` group's settings (a fitter is returned as is)."""
     if isinstance(fit, FaceFitter):
         return fit
     cfg = dict(fit or {})
@@ -502,7 +503,7 @@ def run_reconstruct(
         iter_image_paths([str(p) for p in input], recursive=recursive)
     face_detector = build_face_detector(detector, model_root=detector_model_root, score_threshold=score_threshold)
     lmk_detector = build_landmark_detector(landmarks) if isinstance(landmarks, str) else landmarks
-    fitter = _build_fitter(fit, pipeline.head).to(pipeline.device)
+    fitter = build_fitter(fit, pipeline.head).to(pipeline.device)
     inv = {"enabled": True, "steps": 100, "lr": 0.05, "lpips_weight": 1.0, "l2_weight": 1.0, "blend": True,
            "optimize_noise": True, "noise_weight": 1e5, **dict(invert or {})}
     synth = differentiable_synthesis(pipeline.teacher) if pipeline.albedo_generator is not None else None

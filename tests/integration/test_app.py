@@ -3,6 +3,7 @@ message, the Gradio page builds (the real-browser run is ``test_app_browser.py``
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,10 @@ def app(synthetic_head_model, tmp_path_factory):
     est = build_embedded_estimator(n_shape=300, n_exp=50, input_size=32, shape_network=False)
     pipeline = build_pipeline(tiny_teacher(synthetic_head_model), synthetic_head_model, est, ckpt,
                               render_size=32, uv_resolution=32)
-    return DemoApp(pipeline, root / "out", turntable_frames=4, turntable_resolution=32, n_directions=2)
+    fit = {"stages": [{"name": "landmarks", "iters": 10, "photometric": False,
+                       "lr": {"cam": 0.01, "global_pose": 0.01, "expression": 0.03}}]}
+    return DemoApp(pipeline, root / "out", turntable_frames=4, turntable_resolution=32, n_directions=2,
+                   landmarks="dlib68", fit=fit)
 
 
 def test_latent_directions_are_orthogonal_and_scaled(app):
@@ -71,6 +75,8 @@ def test_reconstruct_photo_and_bad_uploads(app, tmp_path):
     view = app.reconstruct(str(photo), session="c")
     assert view.glb and Path(view.glb).is_file() and Path(view.picture).name == "overlay.png", view.message
     assert "face(s)" in view.message
+    summary = json.loads((Path(view.glb).parents[1] / "summary.json").read_text())
+    assert summary["fit_stages"] == ["landmarks"]  # the app fits with the configured fitter, built once
     junk = tmp_path / "notes.png"
     junk.write_text("not an image")
     bad = app.reconstruct(str(junk), session="c")

@@ -81,3 +81,15 @@ def test_validate_without_hydra_runtime():
     cfg = _compose("infer", ["mode=video", "mode.seeds=[3]"])
     problems = validate(cfg, "infer", ["mode=video", "mode.seeds=[3]"], mode="video")
     assert [p.key for p in problems] == ["mode.seeds"]
+
+
+def test_keys_without_a_rule_take_the_defaults_type_and_accept_null():
+    """A key with no rules-table entry is checked against its default's type; null stays allowed (Optional
+    constructor arguments such as the procedural teacher's active-coefficient counts default to ints in a world)."""
+    base = OmegaConf.create({"teacher": {"coefficients": {"n_shape_active": 20}}})
+    key = "teacher.coefficients.n_shape_active"
+    assert validate(OmegaConf.create({"teacher": {"coefficients": {"n_shape_active": None}}}), "train",
+                    [f"{key}=null"], base=base) == []
+    problems = validate(OmegaConf.create({"teacher": {"coefficients": {"n_shape_active": "abc"}}}), "train",
+                        [f"{key}=abc"], base=base)
+    assert [p.key for p in problems] == [key] and "abc" in problems[0].line()
