@@ -160,13 +160,14 @@ def _unknown(key: str, family: str, keys: Iterable[str], example_value: Any) -> 
 
 
 def _type_of_default(default: Any) -> Optional[Rule]:
-    """A rule from a default value's type (for keys without an entry in the rules table)."""
+    """A rule from a default value's type (for keys without an entry in the rules table). ``null`` is accepted:
+    a preset may set a key whose own default is null (``teacher.n_shape_active``); the constructor decides."""
     if isinstance(default, bool):
-        return Rule("bool", example="true")
+        return Rule("bool", example="true", nullable=True)
     if _is_int(default):
-        return Rule("int", example=str(default))
+        return Rule("int", example=str(default), nullable=True)
     if isinstance(default, float):
-        return Rule("float", example=str(default))
+        return Rule("float", example=str(default), nullable=True)
     if isinstance(default, (list, ListConfig)):
         return Rule("any", example=describe(OmegaConf.to_container(default) if isinstance(default, ListConfig)
                                             else default))
@@ -218,9 +219,8 @@ def validate(cfg: DictConfig, entry: str, overrides: Sequence[str] = (), base: O
         if rule is None and base is not None:
             found, default = _select(base, key)
             rule = _type_of_default(default) if found else None
-            if rule is not None:  # a default's type cannot tell whether null is accepted (Optional settings are
-                # common, e.g. teacher.coefficients.n_shape_active): null is left to the constructor's own check
-                rule = Rule(rule.kind, example=f"{key}={rule.example}", nullable=True)
+            if rule is not None:
+                rule = Rule(rule.kind, example=f"{key}={rule.example}", nullable=rule.nullable)
         if rule is not None:
             add(check_value(key, value, rule))
     # 2. every key with a rule, as composed

@@ -158,8 +158,13 @@ def test_official_options_without_assets_name_every_missing_file(group, option, 
 
 @pytest.mark.parametrize("option", _options("mode"))
 def test_every_infer_mode_instantiates(option, tmp_path):
+    from hydra.core.hydra_config import HydraConfig
+
     cfg = _compose("infer", [f"mode={option}", f"output_dir={tmp_path}"], hydra_runtime=True)
-    mode = hydra.utils.instantiate(cfg.mode)
+    try:
+        mode = hydra.utils.instantiate(cfg.mode)
+    finally:
+        HydraConfig.instance().cfg = None  # leave no runtime config behind for later tests
     assert callable(mode) and cfg.mode._target_.startswith("albedogan.")
 
 
