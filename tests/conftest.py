@@ -32,3 +32,13 @@ def synthetic_head_model(synthetic_data_dir):
     from albedogan.flame.head import HeadModel
 
     return HeadModel.synthetic(synthetic_data_dir, n_shape=300, n_exp=50)
+
+
+@pytest.fixture(autouse=True)
+def _no_hydra_runtime_left_behind():
+    """Clear Hydra's process-wide runtime config after each test: tests that compose and instantiate in-process
+    (config tests, the CLI preflight) set it, and a stale one breaks later in-process runs (``hydra.runtime``)."""
+    yield
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None
