@@ -288,7 +288,9 @@ def _infer_checks(cfg: DictConfig, mode: Optional[str]) -> list[Problem]:
 
 
 def _checkpoint_checks(cfg: DictConfig) -> list[Problem]:
-    _, ckpt = _select(cfg, "checkpoint")
+    found, ckpt = _select(cfg, "checkpoint")
+    if not found and "checkpoint" in cfg:
+        return []  # an interpolation not resolvable yet (no Hydra runtime): the run's own loader checks the file
     _, allow = _select(cfg, "allow_no_checkpoint")
     if ckpt is None or str(ckpt) in ("", "null", "None"):
         if allow is not True:
