@@ -36,13 +36,10 @@ def embedded_world_estimator(weights_path: Optional[str | Path] = "default") -> 
 
     from albedogan.models.estimator import build_embedded_estimator
 
-    world = OmegaConf.load(_ROOT / "conf" / "world" / "synthetic.yaml")
-    base = OmegaConf.load(_ROOT / "conf" / "estimator" / "embedded.yaml")
-    for key in _ESTIMATOR_ONLY_KEYS:
-        base.pop(key, None)
-        world.estimator.pop(key, None)
-    kwargs = OmegaConf.to_container(OmegaConf.merge(base, world.estimator))
-    n_shape, n_exp = int(world.flame.n_shape), int(world.flame.n_exp)
+    world = OmegaConf.to_container(OmegaConf.load(_ROOT / "conf" / "world" / "synthetic.yaml"), resolve=False)
+    base = OmegaConf.to_container(OmegaConf.load(_ROOT / "conf" / "estimator" / "embedded.yaml"), resolve=False)
+    kwargs = {k: v for k, v in {**base, **world["estimator"]}.items() if k not in _ESTIMATOR_ONLY_KEYS}
+    n_shape, n_exp = int(world["flame"]["n_shape"]), int(world["flame"]["n_exp"])
     if weights_path == "default":
         shipped = _ROOT / "checkpoints" / "embedded_estimator.safetensors"
         weights_path = shipped if shipped.is_file() else None
