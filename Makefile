@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)
 export WANDB_MODE ?= offline
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: help install test test-full test-fullsize demo app app-test bench bench-gpu head-grid clean
+.PHONY: help install test test-full test-fullsize test-fullsize-ddp demo app app-test bench bench-gpu head-grid clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -25,13 +25,17 @@ install: $(STAMP) ## create .venv and install the pinned stack (seconds when alr
 test: install ## run the CPU test suite (unit + integration, not slow/gpu)
 	$(PY) -m pytest -q -m "not slow and not gpu" tests
 
-test-full: install ## run every CPU test, slow ones included
-	$(PY) -m pytest -q -m "not gpu" tests
+test-full: install ## run every CPU test, slow ones included (not the hours-long full-size runs: test-fullsize)
+	$(PY) -m pytest -q -m "not gpu and not fullsize" tests
 
 FULLSIZE_OUT ?= outputs/fullsize
-test-fullsize: install ## full-size CPU dry run: paper-size official-format assets, train both phases, resume, infer
-	FULLSIZE_OUT=$(abspath $(FULLSIZE_OUT)) $(PY) -m pytest -q -s -m slow tests/integration/test_fullsize.py
+test-fullsize: install ## full-size CPU dry run (batch 1 and 2, UV 1024²/512², 2-rank DDP): train, resume, infer
+	FULLSIZE_OUT=$(abspath $(FULLSIZE_OUT)) $(PY) -m pytest -q -s -m fullsize tests/integration/test_fullsize.py \
+		tests/integration/test_fullsize_ddp.py
 	@echo "measurements: $(FULLSIZE_OUT)/fullsize.json (see docs/fullsize.md)"
+
+test-fullsize-ddp: install ## only the full-size 2-rank CPU DDP run (trainer=ddp over gloo)
+	FULLSIZE_OUT=$(abspath $(FULLSIZE_OUT)) $(PY) -m pytest -q -s -m fullsize tests/integration/test_fullsize_ddp.py
 
 DEMO ?= outputs/demo
 # renders at 256² of the shipped checkpoint's 128² world (teacher images and UV albedo at 128²)

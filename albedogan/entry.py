@@ -46,9 +46,15 @@ def run_dir(cfg: DictConfig) -> Path:
 
 
 def _save_config(cfg: DictConfig, output_dir: str | Path) -> None:
+    """Write the resolved config to ``<output_dir>/config.yaml`` — on global rank 0 only (every DDP process runs the
+    entry point; the rank comes from the launcher's environment: ``RANK`` / ``LOCAL_RANK`` / ``SLURM_PROCID``)."""
+    from pytorch_lightning.utilities import rank_zero_only
+
     if "output_dir" in cfg:  # the default holds a timestamp: record the folder actually used
         with open_dict(cfg):
             cfg.output_dir = str(output_dir)
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return
     atomic_write_text(Path(output_dir) / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
 

@@ -358,8 +358,9 @@ class AlbedoGANModule(pl.LightningModule):
         (opt if counted else opt.optimizer).step()
 
     def _log_terms(self, prefix: str, terms: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Log each loss term as ``<prefix>/<name>``, averaged over DDP ranks (every rank logs the same names)."""
         for name, value in terms.items():
-            self.log(f"{prefix}/{name}", value.detach(), batch_size=batch_size)
+            self.log(f"{prefix}/{name}", value.detach(), batch_size=batch_size, sync_dist=True)
 
     # ------------------------------------------------------------------ training
     def regularisation_due(self, step: int) -> tuple[bool, bool]:
@@ -441,7 +442,7 @@ class AlbedoGANModule(pl.LightningModule):
         world = int(getattr(self.trainer, "world_size", 1) or 1)
         self.G_ema.update(self.G, n * world)
         self._log_terms("train/albedo", {**d_terms, **g_terms}, n)
-        self.log("train/albedo/target_visible", target.visible_fraction.mean(), batch_size=n)
+        self.log("train/albedo/target_visible", target.visible_fraction.mean(), batch_size=n, sync_dist=True)
 
     def _shape_step(self, sample: TeacherSample, real: Any = None, real_fraction: float = 0.0) -> None:
         opt_s = self.optimizers()[2]
@@ -479,7 +480,7 @@ class AlbedoGANModule(pl.LightningModule):
         if self.landmark_source == "detector":
             targets, confidence = detector_landmark_targets(sample.image, self.landmark_detector)
             self.log("train/shape/detected_fraction", (confidence[:, 0] > 0).float().mean(),
-                     batch_size=targets.shape[0])
+                     batch_size=targets.shape[0], sync_dist=True)
             return targets, confidence
         return None
 

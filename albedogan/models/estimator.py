@@ -395,12 +395,13 @@ def build_deca_mica_estimator(
         MissingAssetError, AssetFormatError, CheckpointKeyError, UnsafePickleError: from the loaders, naming the file.
         ValueError: ``detail=True`` but the file has no detail networks or no head is given.
     """
-    from albedogan.assets.convert.deca import load_deca_detail, load_deca_encoder
+    from albedogan.assets.convert.deca import load_deca_detail, load_deca_encoder, read_deca
 
-    encoder: DecaEncoder = load_deca_encoder(deca_path)
+    deca = read_deca(deca_path)  # once: E_flame and the detail networks come from the same file
+    encoder: DecaEncoder = load_deca_encoder(deca_path, deca)
     detail_model = None
     if detail is not False:
-        nets = load_deca_detail(deca_path) if head is not None else None
+        nets = load_deca_detail(deca_path, deca) if head is not None else None
         if nets is not None:
             from albedogan.models.detail import DecaDetail
 

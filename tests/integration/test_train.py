@@ -136,6 +136,22 @@ def test_ffhq_cli_fails_with_the_list(project_root, tmp_path):
     assert "MissingAssetError" in out.stderr and "mica.tar" in out.stderr and "generic_model.pkl" in out.stderr
 
 
+def test_config_yaml_written_by_global_rank_0_only(tmp_path, monkeypatch):
+    """Every DDP process runs the entry point; only global rank 0 (launcher environment) writes config.yaml."""
+    from omegaconf import OmegaConf
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from albedogan.entry import _save_config
+
+    cfg = OmegaConf.create({"seed": 3, "output_dir": "ignored"})
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    _save_config(cfg, tmp_path / "r1")
+    assert not (tmp_path / "r1" / "config.yaml").exists()
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    _save_config(cfg, tmp_path / "r0")
+    assert OmegaConf.load(tmp_path / "r0" / "config.yaml").seed == 3
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(project_root, synthetic_data_dir, tmp_path):
     out = subprocess.run(

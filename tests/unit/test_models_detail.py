@@ -152,7 +152,8 @@ def test_load_detail_from_tar(tmp_path):
         load_deca_detail(path)
 
 
-def test_estimator_displacement_in_eval_only(detail, tmp_path):
+def test_estimator_displacement_in_eval_only(detail, tmp_path, monkeypatch):
+    import albedogan.assets.convert.deca as deca_convert
     from albedogan.models.estimator import build_deca_mica_estimator
     from albedogan.nets.encoder import DecaEncoder
 
@@ -162,8 +163,12 @@ def test_estimator_displacement_in_eval_only(detail, tmp_path):
         e_flame = DecaEncoder().state_dict()
     torch.save({"E_flame": compact_random_state(e_flame, seed=6), "E_detail": compact_random_state(
         det.encoder.state_dict(), seed=2), "D_detail": det.decoder.state_dict()}, path)
+    reads = []
+    real_load = deca_convert.load_torch_checkpoint
+    monkeypatch.setattr(deca_convert, "load_torch_checkpoint", lambda *a, **k: reads.append(a[0]) or real_load(*a, **k))
     est = build_deca_mica_estimator(path, None, n_shape=20, n_exp=10, trainable=["encoder"], head=head)
     assert est.detail is not None
+    assert reads == [path]  # E_flame and the detail networks from one read of the file
     images = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         out = est(images)

@@ -4,7 +4,6 @@ checkpoint contents, constructor validation; and the ground-truth metrics of ``e
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import pytest
 import pytorch_lightning as pl
@@ -16,13 +15,10 @@ from albedogan.flame.head import HeadModel
 from albedogan.losses import albedogan as phase_losses
 from albedogan.losses.albedogan import AlbedoLossWeights, ShapeLossWeights
 from albedogan.models.albedogan_module import REBUILT_PREFIXES, AlbedoGANModule, NonFiniteLossError
-from albedogan.models.estimator import build_embedded_estimator
-from albedogan.models.phases import PhaseSchedule
-from albedogan.models.targets import AlbedoTargetBuilder
-from albedogan.nets.albedo_generator import AlbedoGenerator
 from albedogan.nets.stylegan2 import Discriminator
 from albedogan.structures import FlameParams
 from albedogan.teachers.procedural import ProceduralTeacher
+from tests.helpers.tiny_module import TINY, _tiny_defaults, tiny_model_cfg, tiny_module  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -36,50 +32,8 @@ def teacher(head) -> ProceduralTeacher:
                              calibration_samples=64)
 
 
-@pytest.fixture(scope="module")
-def tiny_model_cfg(project_root):
-    """``conf/model/tiny.yaml`` composed (the only home of the hyper-parameter defaults)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
-        return compose(config_name="train", overrides=["model=tiny"]).model
-
-
-_TINY: dict = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _tiny_defaults(tiny_model_cfg):
-    from hydra.utils import instantiate
-
-    m = tiny_model_cfg
-    _TINY.update(
-        lr_g=m.lr_g, lr_d=m.lr_d, lr_shape=m.lr_shape, betas=tuple(m.betas),
-        albedo_weights=instantiate(m.albedo_weights), shape_weights=instantiate(m.shape_weights),
-        shape_albedo=m.shape_albedo, landmark_source=m.landmark_source, grad_clip_norm=m.grad_clip_norm,
-        truncation_psi=m.truncation_psi, detector_kind=m.detector_kind, seed=0,
-    )
-
-
 def _weights(record, **changes):
     return dataclasses.replace(record, **changes)
-
-
-def _module(head, teacher, cycle=(("albedo", 1), ("shape", 1)), **kwargs) -> AlbedoGANModule:
-    torch.manual_seed(0)
-    est = build_embedded_estimator(n_shape=20, n_exp=10, input_size=32, channels=(8, 16), hidden_dim=32,
-                                   shape_network=False, trainable=["encoder"])
-    args = dict(
-        teacher=teacher, head=head, estimator=est,
-        target_builder=AlbedoTargetBuilder(head, uv_resolution=16),
-        albedo_generator=AlbedoGenerator(w_dim=16, uv_resolution=16, channel_base=256, channel_max=16),
-        discriminator=Discriminator(img_resolution=16, channel_base=256, channel_max=16),
-        schedule=PhaseSchedule(cycle),
-        optimizer_gan=torch.optim.Adam, optimizer_shape=functools.partial(torch.optim.Adam),
-        r1_interval=2, pl_interval=2, ema_half_life_images=8, **_TINY,
-    )
-    args.update(kwargs)
-    return AlbedoGANModule(**args)
 
 
 def _fit(model: AlbedoGANModule, steps: int, tmp_path) -> pl.Trainer:
@@ -99,7 +53,7 @@ def _changed(before: dict[str, torch.Tensor], m: torch.nn.Module) -> bool:
 
 
 def test_optimisers_use_lazy_ratio(head, teacher):
-    model = _module(head, teacher, lr_g=1e-3, lr_d=2e-3, betas=(0.5, 0.99), r1_interval=16, pl_interval=4)
+    model = tiny_module(head, teacher, lr_g=1e-3, lr_d=2e-3, betas=(0.5, 0.99), r1_interval=16, pl_interval=4)
     opt_g, opt_d, opt_s = model.configure_optimizers()
     assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * 4 / 5)
     assert opt_g.param_groups[0]["betas"] == pytest.approx((0.5 ** 0.8, 0.99 ** 0.8))
@@ -110,7 +64,7 @@ def test_optimisers_use_lazy_ratio(head, teacher):
 
 
 def test_albedo_step_trains_g_and_d_only(head, teacher, tmp_path):
-    model = _module(head, teacher, cycle=(("albedo", 1),))
+    model = tiny_module(head, teacher, cycle=(("albedo", 1),))
     g0, d0, e0 = _snapshot(model.G), _snapshot(model.D), _snapshot(model.estimator)
     ema0 = {k: v.clone() for k, v in model.G_ema.module.state_dict().items()}
     trainer = _fit(model, 1, tmp_path)
@@ -126,7 +80,7 @@ def test_albedo_step_trains_g_and_d_only(head, teacher, tmp_path):
 
 
 def test_shape_step_trains_estimator_only(head, teacher, tmp_path):
-    model = _module(head, teacher, cycle=(("shape", 1),))
+    model = tiny_module(head, teacher, cycle=(("shape", 1),))
     g0, d0, e0 = _snapshot(model.G), _snapshot(model.D), _snapshot(model.estimator)
     trainer = _fit(model, 2, tmp_path)
     assert trainer.global_step == 2
@@ -135,14 +89,14 @@ def test_shape_step_trains_estimator_only(head, teacher, tmp_path):
 
 
 def test_nan_loss_names_the_term(head, teacher, tmp_path, monkeypatch):
-    model = _module(head, teacher, cycle=(("albedo", 1),))
+    model = tiny_module(head, teacher, cycle=(("albedo", 1),))
     monkeypatch.setattr(phase_losses, "masked_l1", lambda *a, **k: torch.tensor(float("nan")))
     with pytest.raises(NonFiniteLossError, match=r"'albedo/photometric'.*step 0"):
         _fit(model, 1, tmp_path)
 
 
 def test_checkpoint_leaves_out_rebuilt_parts(head, teacher):
-    model = _module(head, teacher)
+    model = tiny_module(head, teacher)
     ckpt = {"state_dict": model.state_dict()}
     assert any(k.startswith("teacher.") for k in ckpt["state_dict"])
     model.on_save_checkpoint(ckpt)
@@ -157,22 +111,22 @@ def test_checkpoint_leaves_out_rebuilt_parts(head, teacher):
 def test_shape_phase_dropped_without_trainable_estimator(head, teacher):
     from albedogan.models.estimator import GroundTruthEstimator
 
-    model = _module(head, teacher, estimator=GroundTruthEstimator(n_shape=20, n_exp=10))
+    model = tiny_module(head, teacher, estimator=GroundTruthEstimator(n_shape=20, n_exp=10))
     assert model.schedule.phases == {"albedo"}
     assert len(model.configure_optimizers()) == 2
 
 
 def test_constructor_validation(head, teacher):
     with pytest.raises(ValueError, match="distill"):
-        _weights(_TINY["albedo_weights"], distill=-1.0)
+        _weights(TINY["albedo_weights"], distill=-1.0)
     with pytest.raises(TypeError):  # no Python defaults: every weight comes from the YAML
         AlbedoLossWeights(gan=1.0)
     with pytest.raises(TypeError):
         ShapeLossWeights(photometric=1.0)
     with pytest.raises(ValueError, match="identity_embedder"):
-        _module(head, teacher, albedo_weights=_weights(_TINY["albedo_weights"], identity=1.0))
+        tiny_module(head, teacher, albedo_weights=_weights(TINY["albedo_weights"], identity=1.0))
     with pytest.raises(ValueError, match="shape_albedo"):
-        _module(head, teacher, shape_albedo="best")
+        tiny_module(head, teacher, shape_albedo="best")
 
 
 def test_synthetic_gt_metrics(head):
@@ -249,7 +203,7 @@ def test_lazy_regularisation_counts_albedo_phase_steps_over_tiny_schedule(tiny_m
     schedule = instantiate(tiny_model_cfg.schedule)
     r1_k, pl_k = int(tiny_model_cfg.r1_interval), int(tiny_model_cfg.pl_interval)
     assert (r1_k, pl_k) == (16, 4)
-    model = _module(head, teacher, schedule=schedule, r1_interval=r1_k, pl_interval=pl_k,
+    model = tiny_module(head, teacher, schedule=schedule, r1_interval=r1_k, pl_interval=pl_k,
                     albedo_weights=instantiate(tiny_model_cfg.albedo_weights))
     albedo_steps = [s for s in range(2000) if schedule.phase_at(s) == "albedo"]
     due = [model.regularisation_due(s) for s in albedo_steps]
@@ -270,7 +224,7 @@ def test_lazy_regularisation_runs_on_albedo_phase_steps_in_training(head, teache
         return r1(*args, **kwargs)
 
     monkeypatch.setattr(phase_losses, "r1_penalty", counting_r1)
-    model = _module(head, teacher, r1_interval=2, pl_interval=2)
+    model = tiny_module(head, teacher, r1_interval=2, pl_interval=2)
     pl_forward = model.path_length.forward
 
     def counting_pl(*args, **kwargs):
@@ -291,7 +245,7 @@ def _recording(module: torch.nn.Module) -> list[torch.Tensor]:
 def test_discriminator_and_generator_see_the_same_fake(head, teacher, tmp_path):
     """Defect 2: the D step and G's adversarial term feed D the same fake — G_A's raw synthesis output, unclamped
     (StyleGAN2). G_A is biased out of [0, 1] so a clamp in either place would show."""
-    model = _module(head, teacher, cycle=(("albedo", 1),), r1_interval=1000, pl_interval=1000)
+    model = tiny_module(head, teacher, cycle=(("albedo", 1),), r1_interval=1000, pl_interval=1000)
     with torch.no_grad():
         last_rgb = [m for n, m in model.G.synthesis.named_modules() if n.endswith("torgb")][-1]
         last_rgb.bias.fill_(3.0)  # raw (x + 1) / 2 well above 1
@@ -308,7 +262,7 @@ def test_path_length_is_measured_as_stylegan2(head, teacher, tmp_path, monkeypat
     are truncated."""
     import copy
 
-    model = _module(head, teacher, cycle=(("albedo", 1),), r1_interval=1000, pl_interval=1, truncation_psi=0.5)
+    model = tiny_module(head, teacher, cycle=(("albedo", 1),), r1_interval=1000, pl_interval=1, truncation_psi=0.5)
     g_before = copy.deepcopy(model.G)
     mapped: list[tuple[torch.Tensor, float | None, torch.Tensor]] = []
     mapping = model.teacher.mapping
@@ -394,7 +348,7 @@ def test_one_home_for_defaults(project_root, head, teacher):
     assert plain <= set(yaml.keys()) | {"seed"}, plain - set(yaml.keys())
     infer = OmegaConf.load(project_root / "conf" / "infer.yaml")
     assert "checkpoint_prefixes" not in infer and "albedo_generator" not in infer
-    model = _module(head, teacher)
+    model = tiny_module(head, teacher)
     for part, prefix in CKPT_PREFIXES.items():
         own = getattr(model, "G_ema").module if part == "albedo_generator" else model.estimator
         keys = {k[len(prefix):] for k in model.state_dict() if k.startswith(prefix)}

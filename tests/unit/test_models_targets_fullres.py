@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from albedogan.flame.head import HeadModel
 from albedogan.models.targets import AlbedoTargetBuilder
 from albedogan.teachers.procedural import ProceduralTeacher
-from tests.unit.test_models_module import _tiny_defaults, tiny_model_cfg  # noqa: F401 (YAML defaults)
+from tests.helpers.tiny_module import _tiny_defaults, tiny_model_cfg  # noqa: F401 (YAML defaults)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_module_unwraps_targets_from_the_full_image(synthetic_data_dir, tmp_path
     from albedogan.datamodules.latent_stream import LatentDataModule
     from albedogan.nets import stylegan2 as sg
     from albedogan.teachers.stylegan2 import StyleGAN2Teacher
-    from tests.unit.test_models_module import _module
+    from tests.helpers.tiny_module import tiny_module
 
     head = HeadModel.synthetic(synthetic_data_dir, n_shape=20, n_exp=10)
     torch.manual_seed(0)
@@ -62,7 +62,7 @@ def test_module_unwraps_targets_from_the_full_image(synthetic_data_dir, tmp_path
             seen.append(tuple(image.shape))
             return super().forward(image, estimate, delight)
 
-    model = _module(head, teacher, cycle=[("albedo", 1)], target_builder=Recording(head, uv_resolution=16))
+    model = tiny_module(head, teacher, cycle=[("albedo", 1)], target_builder=Recording(head, uv_resolution=16))
     assert model.renderer.image_size == (16, 16) and model.renderer.texture_filter == "mip"
     pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path).fit(

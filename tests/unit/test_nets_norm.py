@@ -18,7 +18,7 @@ from albedogan.nets.identity import IdentityEmbedder
 from albedogan.nets.mica import MappingNetwork
 from albedogan.nets.norm import freeze_norm_stats, norm_layers_with_stats
 from albedogan.teachers.procedural import ProceduralTeacher
-from tests.unit.test_models_module import _module, _tiny_defaults, tiny_model_cfg  # noqa: F401 (YAML defaults)
+from tests.helpers.tiny_module import _tiny_defaults, tiny_model_cfg, tiny_module  # noqa: F401 (YAML defaults)
 
 
 def _stats(m: nn.Module) -> dict[str, torch.Tensor]:
@@ -84,7 +84,7 @@ def test_phase_b_at_batch_1_trains_and_keeps_running_stats(head, tmp_path):
     teacher = ProceduralTeacher(head, image_size=32, uv_resolution=32, z_dim=16, w_dim=16, num_ws=8,
                                 calibration_samples=64)
     est = _arcface_estimator()
-    model = _module(head, teacher, cycle=[("shape", 1)], estimator=est)
+    model = tiny_module(head, teacher, cycle=[("shape", 1)], estimator=est)
     stats0 = _stats(est)
     upper0 = {k: v.detach().clone() for k, v in est.shape_net.identity.net.layer4.named_parameters()}
     trainer = pl.Trainer(max_steps=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,

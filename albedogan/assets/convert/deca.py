@@ -11,7 +11,7 @@ no detail networks (empty entries).
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -20,7 +20,7 @@ from albedogan.assets.locate import AssetSpec
 from albedogan.nets.deca_detail import DetailDecoder, DetailEncoder
 from albedogan.nets.encoder import DecaEncoder
 
-__all__ = ["DECA_SPEC", "load_deca_detail", "load_deca_encoder"]
+__all__ = ["DECA_SPEC", "load_deca_detail", "load_deca_encoder", "read_deca"]
 
 DECA_SPEC = AssetSpec(
     name="DECA model (deca_model.tar)",
@@ -29,13 +29,24 @@ DECA_SPEC = AssetSpec(
 )
 
 
-def load_deca_encoder(path: str | os.PathLike | None) -> DecaEncoder:
+def read_deca(path: str | os.PathLike | None) -> Any:
+    """The contents of ``deca_model.tar`` (safe load), to build several networks from one read of the file.
+
+    Raises:
+        MissingAssetError, UnsafePickleError, AssetFormatError (naming the file).
+    """
+    return load_torch_checkpoint(path, DECA_SPEC)
+
+
+def load_deca_encoder(path: str | os.PathLike | None, contents: Any = None) -> DecaEncoder:
     """Build :class:`DecaEncoder` (DECA's 236-d layout) from ``deca_model.tar['E_flame']``.
+
+    ``contents``: the file as already read by :func:`read_deca` (``path`` then only names it in errors).
 
     Raises:
         MissingAssetError, UnsafePickleError, AssetFormatError, CheckpointKeyError (naming file and keys).
     """
-    obj = load_torch_checkpoint(path, DECA_SPEC)
+    obj = read_deca(path) if contents is None else contents
     source = f"{path}['E_flame']"
     with torch.device("meta"):  # weights come from the file; skip the random init
         encoder = DecaEncoder()
@@ -44,14 +55,17 @@ def load_deca_encoder(path: str | os.PathLike | None) -> DecaEncoder:
     return encoder.eval()
 
 
-def load_deca_detail(path: str | os.PathLike | None) -> Optional[tuple[DetailEncoder, DetailDecoder]]:
+def load_deca_detail(path: str | os.PathLike | None,
+                     contents: Any = None) -> Optional[tuple[DetailEncoder, DetailDecoder]]:
     """``(E_detail, D_detail)`` from ``deca_model.tar`` in eval mode, or None when both entries are absent/empty.
+
+    ``contents``: the file as already read by :func:`read_deca` (``path`` then only names it in errors).
 
     Raises:
         MissingAssetError, UnsafePickleError, AssetFormatError, CheckpointKeyError (naming file, entry and keys),
         also when only one of the two entries is present.
     """
-    obj = load_torch_checkpoint(path, DECA_SPEC)
+    obj = read_deca(path) if contents is None else contents
     present = {k: bool(obj.get(k)) if isinstance(obj, dict) else False for k in ("E_detail", "D_detail")}
     if not any(present.values()):
         return None
