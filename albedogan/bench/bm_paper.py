@@ -4,8 +4,9 @@
   batch 4, in s/kimg (targets on one H100/H200: <= 12.5 and <= 90 s/kimg);
 * ``FaceRenderer`` forward+backward vs raw pytorch3d rasterisation of the same FLAME-sized mesh (target <= 1.5x);
 * ``FacePipeline.generate`` faces/s with a config-f G_A at UV 1024² (target >= 50 faces/s);
-* one full AlbedoGAN training step per phase at teacher image 1024² + UV 1024² (procedural teacher, batch 4;
-  target >= 5 img/s) through ``trainer.fit``, with ``trainer.precision`` 32-true / bf16-mixed and
+* one full AlbedoGAN training step per phase at teacher image 1024² + UV 1024² (procedural teacher with 512-d,
+  18-row latents, config-f G_A and D, SFace identity loss, no LPIPS term: its weights are not carried to the GPU box;
+  batch 4; target >= 5 img/s) through ``trainer.fit``, with ``trainer.precision`` 32-true / bf16-mixed and
   ``model.compile`` false / true.
 
 Variants: "eager fp32", "eager bf16" (autocast, with the fp32 islands of :mod:`albedogan.utils.precision`),
@@ -15,13 +16,17 @@ variant whose compilation failed is reported as FAILED (not timed eagerly under 
 One run fits a time budget (``python -m albedogan.bench --budget-s``): the rows run cheapest-first (every eager
 row, then the compiled bf16 rows, then compiled fp32), each under its own time limit (:data:`ROW_TIMEOUT_S`, or
 what is left of the budget); a row that fails, runs out of time or finds the budget spent is reported as such and
-the others still run. ``full=False`` is the CPU smoke version: the same rows at tiny sizes (compiled = the
-``aot_eager`` backend, which traces without generating code).
+the others still run. Each row is also printed to stderr as it finishes (a run cut short still shows what it
+measured). ``ALBEDOGAN_BENCH_ROWS=G+D,generate`` keeps only the rows whose name contains one of the comma-separated
+words. ``full=False`` is the CPU smoke version: the same rows at tiny sizes (compiled = the ``aot_eager`` backend,
+which traces without generating code).
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -233,7 +238,7 @@ def _train_rows(device: torch.device, full: bool) -> list[Row]:
                 _require_compiled(model.G, model.D, model.renderer.shader)
                 return seconds, {}
 
-            label = f"{'compiled' if v.compiled else 'eager'} {precision}"
+            label = f"{'compiled' if v.compiled else 'eager'} {precision}{', no LPIPS' if full else ''}"
             out.append(Row(f"AlbedoGAN step phase {phase} teacher {image}² UV {uv}² batch {batch} ({label})",
                            v.priority, batch, "img", measure))
     return out
@@ -248,10 +253,12 @@ def _train_cfg(phase: str, compiled: bool, full: bool, batch: int, image: int, u
     overrides = [f"paths.root_dir={ROOT}", f"paths.data_dir={ROOT / 'data'}", f"paths.output_dir={out_dir}",
                  f"model.schedule.cycle=[[{phase},1]]", "model.schedule.warmup_steps=0", f"data.batch_size={batch}",
                  f"model.compile={str(compiled).lower()}", f"model.compile_backend={_backend(device)}"]
-    if full:
+    if full:  # config-f G_A / D and a 512-d, 18-row teacher latent; SFace identity; no LPIPS (its weights stay home)
         overrides = ["experiment=synthetic", "model=albedogan", *overrides, f"teacher.image_size={image}",
-                     "teacher.uv_resolution=256", f"model.albedo_generator.uv_resolution={uv}",
-                     "estimator.weights_path=null"]
+                     "teacher.uv_resolution=256", "teacher.z_dim=512", "teacher.w_dim=512", "teacher.num_ws=18",
+                     f"model.albedo_generator.uv_resolution={uv}", "model.albedo_generator.channel_base=32768",
+                     "model.albedo_generator.channel_max=512", "model.albedo_weights.perceptual=0",
+                     "model.shape_weights.perceptual=0", "estimator.input_size=224", "estimator.weights_path=null"]
     else:
         overrides = ["experiment=debug", *overrides]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -259,28 +266,12 @@ def _train_cfg(phase: str, compiled: bool, full: bool, batch: int, image: int, u
 
 
 def _time_fit(cfg, device: torch.device, steps: int, precision: str):
-    """Seconds per step of ``trainer.fit`` after a one-step warm-up fit (compilation happens there)."""
-    import pytorch_lightning as pl
-
+    """(seconds per step of ``trainer.fit`` after a warm-up fit, the built module)."""
+    from albedogan.bench.bm_train import time_model_fit
     from albedogan.models.builder import build_training
 
     model, data = build_training(cfg)
-    accel = "gpu" if device.type == "cuda" else "cpu"
-
-    def fit(n: int) -> None:
-        trainer = pl.Trainer(max_steps=n, accelerator=accel, devices=1, logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                             precision=precision)
-        trainer.fit(model, datamodule=data)
-
-    fit(1)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fit(steps)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / steps, model
+    return time_model_fit(model, data, device, steps, precision), model
 
 
 # ---------------------------------------------------------------------------------------------------- runner
@@ -289,6 +280,9 @@ def rows(device: torch.device, full: bool) -> list[Row]:
     repeats = 5 if full else 1
     all_rows = (_gd_rows(device, full, repeats) + _render_rows(device, full, repeats)
                 + _generate_rows(device, full, repeats) + _train_rows(device, full))
+    keep = [w.strip() for w in os.environ.get("ALBEDOGAN_BENCH_ROWS", "").split(",") if w.strip()]
+    if keep:
+        all_rows = [r for r in all_rows if any(w in r.name for w in keep)]
     return sorted(all_rows, key=lambda r: r.priority)
 
 
@@ -318,7 +312,21 @@ def run(device: torch.device, full: bool) -> list[BenchResult]:
     start = time.perf_counter()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    # import the compiler stack before any row's time limit can interrupt an import half-way (that would leave a
+    # half-initialised module behind and break every later row)
+    import torch._dynamo  # noqa: F401
+    import torch._inductor.config  # noqa: F401
+
+    if device.type == "cuda":
+        import triton  # noqa: F401
     limit = ROW_TIMEOUT_S["full" if full else "tiny"]
-    results = [_run_row(row, device, limit) for row in rows(device, full)]
+    results = []
+    for row in rows(device, full):
+        results.append(_run_row(row, device, limit))
+        r = results[-1]
+        extra = ", ".join(f"{k}={v:.4g}" for k, v in r.extra.items())
+        sys.stderr.write(f"bm_paper: {r.name}: {r.seconds * 1e3:.1f} ms/call, {r.throughput:.3g} {r.unit}/s"
+                         f"{', ' + extra if extra else ''} [{time.perf_counter() - start:.0f} s]\n")
+        sys.stderr.flush()
     results.append(BenchResult("bm_paper wall time", time.perf_counter() - start, 1, "run"))
     return results

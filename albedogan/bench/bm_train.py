@@ -37,6 +37,13 @@ def _overrides(data_dir: str, out: str, phase: str, full: bool) -> list[str]:
 
 def _time_fit(cfg, device: torch.device, steps: int, precision: str) -> tuple[float, int]:
     model, data = build_training(cfg)
+    return time_model_fit(model, data, device, steps, precision), int(data.batch_size)
+
+
+def time_model_fit(model: pl.LightningModule, data: pl.LightningDataModule, device: torch.device, steps: int,
+                   precision: str) -> float:
+    """Seconds per step of ``trainer.fit`` over ``steps`` steps, after a one-step warm-up fit (first-call costs,
+    compilation)."""
     accel = "gpu" if device.type == "cuda" else "cpu"
 
     def fit(n: int) -> None:
@@ -46,11 +53,13 @@ def _time_fit(cfg, device: torch.device, steps: int, precision: str) -> tuple[fl
         trainer.fit(model, datamodule=data)
 
     fit(1)  # warm-up (first-call costs)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     fit(steps)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / steps, int(data.batch_size)
+    return (time.perf_counter() - start) / steps
 
 
 def run(device: torch.device, full: bool) -> list[BenchResult]:

@@ -21,8 +21,9 @@ __all__ = ["BenchResult", "BenchTimeout", "raw_pytorch3d_raster", "remaining_bud
 _DEADLINE: float | None = None
 
 
-class BenchTimeout(Exception):
-    """A benchmark (row) ran past its time limit (:func:`time_limit`)."""
+class BenchTimeout(BaseException):
+    """A benchmark (row) ran past its time limit (:func:`time_limit`). A ``BaseException`` (as ``KeyboardInterrupt``),
+    so the ``except Exception`` of the code being timed (e.g. the compile fallback) does not swallow it."""
 
 
 def set_budget(seconds: float | None) -> None:
