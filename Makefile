@@ -34,11 +34,11 @@ test-fullsize: install ## full-size CPU dry run: paper-size official-format asse
 	@echo "measurements: $(FULLSIZE_OUT)/fullsize.json (see docs/fullsize.md)"
 
 DEMO ?= outputs/demo
-# the shipped embedded checkpoint renders best with a larger teacher image than it was trained on (same world)
-DEMO_WORLD := teacher.image_size=128 render_size=256
+# renders at 256² of the shipped checkpoint's 128² world (teacher images and UV albedo at 128²)
+DEMO_WORLD := render_size=256
 
 demo: install ## textured faces + contact sheet, turntable videos and a head-model grid under outputs/demo
-	$(PY) infer.py mode=generate mode.n=8 mode.uv_resolution=256 $(DEMO_WORLD) output_dir=$(DEMO)/faces
+	$(PY) infer.py mode=generate mode.n=8 $(DEMO_WORLD) output_dir=$(DEMO)/faces
 	$(PY) infer.py mode=video mode.kinds=[turntable,interpolation] mode.seeds=[0,1] mode.frames=36 \
 		mode.fps=18 mode.resolution=256 $(DEMO_WORLD) output_dir=$(DEMO)/video
 	$(PY) infer.py mode=head_grid output_dir=$(DEMO)/head_grid

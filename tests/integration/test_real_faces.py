@@ -108,7 +108,8 @@ def test_real_terms_send_gradients_to_the_estimator(project_root, synthetic_data
                                             face_cache[0]))
     model, data = build_training(cfg)
     batch = next(iter(data.train_dataloader()))
-    assert batch.real.image.shape == (4, 3, 32, 32) and batch.real_fraction == 0.5  # round(4 * 0.5 / 0.5)
+    size = cfg.teacher.image_size  # real crops come at the teacher's image size
+    assert batch.real.image.shape == (4, 3, size, size) and batch.real_fraction == 0.5  # round(4 * 0.5 / 0.5)
     model.estimator.train()
     terms = real_face_terms(batch.real, model.estimator, mean_albedo(model.teacher, model.G_ema, model.device),
                             model._render, model.shape_loss)
@@ -146,12 +147,13 @@ def test_68_point_landmarks_are_cached_and_fitted(project_root, synthetic_data_d
                                                                     resolution=64).cache_settings()})
     assert result["num_samples"] == 2
     assert json.loads((faces / "manifest.json").read_text())["landmark_set"] == "ibug68"
-    cache = RealFaceMix(0.5, root=str(faces), image_size=32, shard_size=4, crop_scale=2.0, resolution=64).open()
+    cfg = _compose(project_root, _overrides(project_root, synthetic_data_dir, tmp_path / "o", photos[0],
+                                            face_cache[0]))
+    cache = RealFaceMix(0.5, root=str(faces), image_size=cfg.teacher.image_size, shard_size=4, crop_scale=2.0,
+                        resolution=64).open()
     sample = cache[(0, 0)]
     assert sample.landmarks.shape == (68, 2)
     assert torch.allclose(sample.landmarks[36:42].mean(0), sample.landmarks5[0])
-    cfg = _compose(project_root, _overrides(project_root, synthetic_data_dir, tmp_path / "o", photos[0],
-                                            face_cache[0]))
     model, _ = build_training(cfg)
     batch = type(sample)(*[torch.stack([torch.as_tensor(getattr(cache[(0, j)], f)) for j in range(2)])
                            for f in sample._fields])

@@ -19,8 +19,10 @@ from tests.helpers.real_faces import _site_packages
 
 pytestmark = pytest.mark.integration
 
-# thresholds: fitted 68 vs detected 68 (/ IOD); measured 0.05-0.06 on these photos with the embedded head, whose
-# landmark embedding is not iBUG's own; YuNet's and dlib's five points disagree by 0.1-0.2 IOD themselves
+# thresholds: fitted 68 vs detected 68 (/ IOD); measured 0.042-0.045 on the astronaut photos with the v3 embedded
+# head, whose landmark embedding is not iBUG's (its contour runs over the ears; branch s11-landmarks-v4 measures
+# 0.030-0.032 with an iBUG-style one and tightens this to 0.04); YuNet's and dlib's five points disagree by 0.1-0.2 IOD
+# themselves
 NME_68 = 0.07
 FIVE_POINT_SLACK = 0.03
 
@@ -32,17 +34,16 @@ def _rolled(img: np.ndarray, degrees: float) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def pipeline(synthetic_data_dir, project_root):
-    """The shipped embedded world: synthetic head (50/20 coefficients) + the pre-trained embedded estimator."""
+def pipeline(synthetic_data_dir):
+    """The shipped embedded world: the synthetic head + the pre-trained embedded estimator at the sizes of
+    ``conf/world/synthetic.yaml`` (read from the preset, so the test follows the shipped checkpoint)."""
+    from albedogan.bench.bm_reconstruct import embedded_world_estimator
     from albedogan.flame.head import HeadModel
     from albedogan.inference.pipeline import build_pipeline
-    from albedogan.models.estimator import build_embedded_estimator
     from tests.helpers.inference_world import tiny_teacher
 
-    head = HeadModel.synthetic(synthetic_data_dir, n_shape=50, n_exp=20)
-    est = build_embedded_estimator(n_shape=50, n_exp=20, input_size=32, channels=[16, 32, 64], hidden_dim=128,
-                                   pooling="flatten", shape_network=False,
-                                   weights_path=str(project_root / "checkpoints" / "embedded_estimator.safetensors"))
+    est, n_shape, n_exp = embedded_world_estimator()
+    head = HeadModel.synthetic(synthetic_data_dir, n_shape=n_shape, n_exp=n_exp)
     return build_pipeline(tiny_teacher(head), head, est, None, allow_no_checkpoint=True, render_size=128,
                           uv_resolution=64)
 
