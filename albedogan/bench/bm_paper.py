@@ -266,12 +266,12 @@ def _train_cfg(phase: str, compiled: bool, full: bool, batch: int, image: int, u
 
 
 def _time_fit(cfg, device: torch.device, steps: int, precision: str):
-    """(seconds per step of ``trainer.fit`` after a warm-up fit, the built module)."""
+    """(seconds per step of ``trainer.fit`` after a 2-step warm-up fit, the built module)."""
     from albedogan.bench.bm_train import time_model_fit
     from albedogan.models.builder import build_training
 
     model, data = build_training(cfg)
-    return time_model_fit(model, data, device, steps, precision), model
+    return time_model_fit(model, data, device, steps, precision, warmup=2), model  # compiles R1 and plain steps
 
 
 # ---------------------------------------------------------------------------------------------------- runner

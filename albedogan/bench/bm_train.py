@@ -41,9 +41,9 @@ def _time_fit(cfg, device: torch.device, steps: int, precision: str) -> tuple[fl
 
 
 def time_model_fit(model: pl.LightningModule, data: pl.LightningDataModule, device: torch.device, steps: int,
-                   precision: str) -> float:
-    """Seconds per step of ``trainer.fit`` over ``steps`` steps, after a one-step warm-up fit (first-call costs,
-    compilation)."""
+                   precision: str, warmup: int = 1) -> float:
+    """Seconds per step of ``trainer.fit`` over ``steps`` steps, after a ``warmup``-step fit (first-call costs,
+    compilation: each fit restarts at step 0, so a 2-step warm-up meets both a lazy-R1 step and a plain one)."""
     accel = "gpu" if device.type == "cuda" else "cpu"
 
     def fit(n: int) -> None:
@@ -52,7 +52,7 @@ def time_model_fit(model: pl.LightningModule, data: pl.LightningDataModule, devi
                              precision=precision)
         trainer.fit(model, datamodule=data)
 
-    fit(1)  # warm-up (first-call costs)
+    fit(warmup)  # warm-up (first-call costs)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
