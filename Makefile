@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)
 export WANDB_MODE ?= offline
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: help install test test-full test-fullsize test-fullsize-ddp demo app app-test bench bench-gpu head-grid clean
+.PHONY: help install test test-full test-fullsize test-fullsize-ddp demo app app-test bench bench-gpu device-pack head-grid clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -64,8 +64,13 @@ head-grid: install ## contact sheet of the configured head model (FLAME=syntheti
 bench: install ## throughput benchmarks (CPU here; full sizes on a GPU)
 	$(PY) -m albedogan.bench
 
-bench-gpu: install ## paper-size GPU benchmarks (eager/compiled, fp32/bf16, peak memory); fails in one line without CUDA
-	$(PY) -m albedogan.bench --full --device cuda --json outputs/bench_gpu.json
+BENCH_BUDGET_S ?= 450
+bench-gpu: install ## paper-size GPU benchmarks (eager/compiled, fp32/bf16, peak memory) in BENCH_BUDGET_S seconds; fails in one line without CUDA
+	$(PY) -m albedogan.bench --full --device cuda --budget-s $(BENCH_BUDGET_S) --json outputs/bench_gpu.json
+
+DEVICE_PACK ?= .device
+device-pack: install ## pack what a bare GPU box (Python 3.12 + torch) needs for bench-gpu into DEVICE_PACK (<= 64 MiB; docs/fullsize.md)
+	$(PY) scripts/pack_device.py --out $(DEVICE_PACK)
 
 clean: ## remove caches and outputs (keeps .venv and data/)
 	rm -rf .pytest_cache .hypothesis outputs logs multirun

@@ -37,6 +37,13 @@ def _overrides(data_dir: str, out: str, phase: str, full: bool) -> list[str]:
 
 def _time_fit(cfg, device: torch.device, steps: int, precision: str) -> tuple[float, int]:
     model, data = build_training(cfg)
+    return time_model_fit(model, data, device, steps, precision), int(data.batch_size)
+
+
+def time_model_fit(model: pl.LightningModule, data: pl.LightningDataModule, device: torch.device, steps: int,
+                   precision: str, warmup: int = 1) -> float:
+    """Seconds per step of ``trainer.fit`` over ``steps`` steps, after a ``warmup``-step fit (first-call costs,
+    compilation: each fit restarts at step 0, so a 2-step warm-up meets both a lazy-R1 step and a plain one)."""
     accel = "gpu" if device.type == "cuda" else "cpu"
 
     def fit(n: int) -> None:
@@ -45,12 +52,14 @@ def _time_fit(cfg, device: torch.device, steps: int, precision: str) -> tuple[fl
                              precision=precision)
         trainer.fit(model, datamodule=data)
 
-    fit(1)  # warm-up (first-call costs)
+    fit(warmup)  # warm-up (first-call costs)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     fit(steps)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / steps, int(data.batch_size)
+    return (time.perf_counter() - start) / steps
 
 
 def run(device: torch.device, full: bool) -> list[BenchResult]:

@@ -6,13 +6,60 @@ paper-size configuration (for a GPU), otherwise tiny CPU sizes. ``python -m albe
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
-__all__ = ["BenchResult", "raw_pytorch3d_raster", "time_call"]
+__all__ = ["BenchResult", "BenchTimeout", "raw_pytorch3d_raster", "remaining_budget", "set_budget", "time_call",
+           "time_limit"]
+
+_DEADLINE: float | None = None
+
+
+class BenchTimeout(BaseException):
+    """A benchmark (row) ran past its time limit (:func:`time_limit`). A ``BaseException`` (as ``KeyboardInterrupt``),
+    so the ``except Exception`` of the code being timed (e.g. the compile fallback) does not swallow it."""
+
+
+def set_budget(seconds: float | None) -> None:
+    """Give the whole benchmark run ``seconds`` of wall time from now (None = unlimited); rows that find less than
+    they need left are reported as skipped (:func:`remaining_budget`)."""
+    global _DEADLINE
+    _DEADLINE = None if seconds is None else time.monotonic() + float(seconds)
+
+
+def remaining_budget() -> float | None:
+    """Seconds left of the run's budget (None = unlimited)."""
+    return None if _DEADLINE is None else max(0.0, _DEADLINE - time.monotonic())
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`BenchTimeout` in the block once ``seconds`` have passed (SIGALRM, main thread, POSIX; elsewhere
+    or for None a no-op). The signal interrupts Python code (e.g. ``torch.compile``), a running CUDA kernel at its
+    return. Nested limits: the inner one replaces the outer for its duration, and the outer is restored after."""
+    if seconds is None or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def _raise(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise BenchTimeout(f"ran past its {seconds:.0f} s limit")
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    outer_left, _ = signal.setitimer(signal.ITIMER_REAL, max(0.01, float(seconds)))
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_left > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(0.01, outer_left - (time.monotonic() - start)))
 
 
 @dataclass

@@ -19,6 +19,7 @@ from albedogan.assets.landmark_embedding import LandmarkEmbedding, load_landmark
 from albedogan.flame.landmarks import barycentric_landmarks, contour_rows, contour_yaw_degrees, now_landmarks
 from albedogan.flame.lbs import lbs
 from albedogan.structures import FlameOutput, FlameParams
+from albedogan.utils.precision import fp32_island
 from albedogan.utils.shapes import assert_shape
 
 __all__ = ["FLAME"]
@@ -130,8 +131,9 @@ class FLAME(nn.Module):
         """V."""
         return int(self.v_template.shape[0])
 
+    @fp32_island
     def forward(self, params: FlameParams) -> FlameOutput:
-        """Posed mesh and landmarks.
+        """Posed mesh and landmarks (an fp32 island under autocast: float16/bfloat16 parameters are cast to float32).
 
         Args:
             params: shape (N, n_shape), expression (N, n_exp), global/neck/jaw pose (N, 3) and eye pose (N, 6);
@@ -183,6 +185,7 @@ class FLAME(nn.Module):
             landmarks7=now_landmarks(landmarks3d),
         )
 
+    @fp32_island
     def neutral(self, params: FlameParams) -> FlameOutput:
         """The mesh of ``params.shape`` with zero expression and zero pose (NoW's neutral-face protocol)."""
         zeros = FlameParams.zeros(

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from albedogan.utils.precision import fp32_island
+
 __all__ = ["d_logistic_loss", "g_nonsaturating_loss", "r1_penalty", "PathLengthPenalty"]
 
 
@@ -25,8 +27,9 @@ def g_nonsaturating_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()
 
 
+@fp32_island
 def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
-    """R1: mean over the batch of ‖∇_x D(x)‖² at real images (``real_images`` must require grad).
+    """R1: mean over the batch of ‖∇_x D(x)‖² at real images (``real_images`` must require grad); fp32 under autocast.
 
     Returns the penalty only; the StyleGAN2 loss term is (γ/2)·R1 (× the lazy interval).
     """
@@ -50,8 +53,9 @@ class PathLengthPenalty(nn.Module):
         self.decay = decay
         self.register_buffer("mean_path_length", torch.zeros(()))
 
+    @fp32_island
     def forward(self, images: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
-        """images (N, C, H, W) generated from ws (N, num_ws, w_dim) with grad → scalar penalty."""
+        """images (N, C, H, W) generated from ws (N, num_ws, w_dim) with grad → scalar penalty (fp32 under autocast)."""
         noise = torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
         (grad,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
         lengths = grad.pow(2).sum(-1).mean(-1).sqrt() if grad.ndim == 3 else grad.pow(2).sum(-1).sqrt()

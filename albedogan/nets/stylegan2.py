@@ -11,6 +11,10 @@ Conventions (all networks):
     * latents ``z``: (N, z_dim) float32, standard normal; ``w``: (N, w_dim); ``ws`` (W+): (N, num_ws, w_dim).
     * images: (N, C, H, W) float32, channels RGB, nominal range [-1, 1] (not clamped), row 0 = top.
     * fp16 is used only for blocks flagged by ``num_fp16_res`` and only on CUDA; the CPU path is always float32.
+    * under autocast (``bf16-mixed``) the convolutions run in the autocast dtype, the flagged blocks cast to it
+      instead of fp16, and the mapping network, the style affines, the demodulation coefficients and the image
+      skip path are fp32 islands (:mod:`albedogan.utils.precision`); ``conv_clamp`` clamps every conv output as in
+      NVIDIA's code (the guard that keeps reduced-precision activations bounded).
 
 The custom CUDA kernels of the official code are replaced by fused ``conv2d`` / ``conv_transpose2d`` calls in
 :mod:`albedogan.nets.ops`.
@@ -26,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from albedogan.nets.ops import LRELU_GAIN, bias_act, blur, downsample2d, modulated_conv2d, setup_filter, upsample2d
+from albedogan.utils.precision import float32_region, fp32_island
 from albedogan.utils.shapes import assert_shape
 
 __all__ = [
@@ -43,6 +48,8 @@ __all__ = [
     "DiscriminatorEpilogue",
     "Discriminator",
     "channels_for",
+    "reduced_dtype",
+    "set_channels_last",
     "mix_styles",
     "truncate",
     "NOISE_MODES",
@@ -204,6 +211,7 @@ class MappingNetwork(nn.Module):
             setattr(self, f"fc{i}", FullyConnectedLayer(feats[i], feats[i + 1], activation="lrelu", lr_multiplier=lr_multiplier))
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
+    @fp32_island
     def forward(
         self,
         z: torch.Tensor,
@@ -211,7 +219,7 @@ class MappingNetwork(nn.Module):
         truncation_cutoff: int | None = None,
         update_w_avg: bool = True,
     ) -> torch.Tensor:
-        """Map z to W+.
+        """Map z to W+ (an fp32 island under autocast).
 
         Args:
             z: (N, z_dim) float, standard normal.
@@ -322,7 +330,8 @@ class SynthesisLayer(nn.Module):
         """
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        styles = self.affine(w)  # (N, I)
+        with float32_region():
+            styles = self.affine(w.float())  # (N, I) fp32 (an island under autocast)
         noise = None
         if self.use_noise and noise_input is not None:
             noise = noise_input.to(x.device) * self.noise_strength
@@ -350,7 +359,8 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
         """x: (N, I, R, R), w: (N, w_dim) -> (N, out_channels, R, R)."""
-        styles = self.affine(w) * self.weight_gain
+        with float32_region():
+            styles = self.affine(w.float()) * self.weight_gain  # (N, I) fp32
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
         return bias_act(x, self.bias, clamp=self.conv_clamp)
 
@@ -389,6 +399,7 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
         self.num_conv = 1 if in_channels == 0 else 2
         self.num_torgb = 1
+        self.channels_last = False  # execution option (set_channels_last), not architecture
 
     def forward(
         self,
@@ -407,22 +418,52 @@ class SynthesisBlock(nn.Module):
             x: (N, O, R, R) features; img: (N, C, R, R) float32 running image.
         """
         assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], f"ws of block b{self.resolution}")
-        fp16 = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
-        dtype = torch.float16 if fp16 else torch.float32
+        dtype = reduced_dtype(self.use_fp16 and not force_fp32, ws.device)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         if fused_modconv is None:
             fused_modconv = not self.training
         w_rows = ws.unbind(dim=1)
         n0, n1 = (None, None) if noise is None else ((None, noise[0]) if self.in_channels == 0 else tuple(noise))
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+            if self.channels_last:
+                x = x.contiguous(memory_format=memory_format)
             x = self.conv1(x, w_rows[0], noise_mode=noise_mode, fused_modconv=fused_modconv, noise_input=n1)
         else:
             assert_shape(x, [ws.shape[0], self.in_channels, self.resolution // 2, self.resolution // 2], "x")
-            x = self.conv0(x.to(dtype), w_rows[0], noise_mode=noise_mode, fused_modconv=fused_modconv, noise_input=n0)
+            x = self.conv0(x.to(dtype=dtype, memory_format=memory_format), w_rows[0], noise_mode=noise_mode, fused_modconv=fused_modconv, noise_input=n0)
             x = self.conv1(x, w_rows[1], noise_mode=noise_mode, fused_modconv=fused_modconv, noise_input=n1)
         y = self.torgb(x, w_rows[self.num_conv], fused_modconv=fused_modconv).to(torch.float32)
-        img = y if img is None else upsample2d(img, self.resample_filter) + y
-        return x, img
+        if img is not None:
+            with float32_region():  # the running image stays fp32 (NVIDIA), also under autocast
+                y = upsample2d(img, self.resample_filter) + y
+        return x, y
+
+
+def set_channels_last(module: nn.Module, enabled: bool = True) -> nn.Module:
+    """Run every synthesis / discriminator block inside ``module`` on channels_last activations (NVIDIA's
+    ``fp16_channels_last``, here for every block; faster convolutions on tensor-core GPUs, the same function).
+
+    An execution option, not architecture: parameters, ``state_dict`` and ``init_kwargs`` are unchanged.
+
+    Returns:
+        ``module``.
+    """
+    for m in module.modules():
+        if isinstance(m, (SynthesisBlock, DiscriminatorBlock)):
+            m.channels_last = bool(enabled)
+    return module
+
+
+def reduced_dtype(reduced: bool, device: torch.device) -> torch.dtype:
+    """Activation dtype of a block: float32, or for a block flagged by ``num_fp16_res`` (``reduced``) the autocast
+    dtype when autocast is on for ``device`` (bf16-mixed: no fp16 -> bf16 double rounding), else float16 on CUDA
+    (NVIDIA's fp16 blocks) and float32 elsewhere."""
+    if not reduced:
+        return torch.float32
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return torch.float16 if device.type == "cuda" else torch.float32
 
 
 def channels_for(resolutions: Sequence[int], channel_base: int, channel_max: int) -> dict[int, int]:
@@ -676,17 +717,18 @@ class DiscriminatorBlock(nn.Module):
         self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2,
                                  resample_filter=resample_filter, conv_clamp=conv_clamp)
         self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2, resample_filter=resample_filter)
+        self.channels_last = False  # execution option (set_channels_last), not architecture
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False) -> torch.Tensor:
         """x: (N, C, R, R) features (None for the first block, then ``img`` (N, 3, R, R) is used) -> (N, O, R/2, R/2)."""
         ref = x if x is not None else img
-        fp16 = self.use_fp16 and not force_fp32 and ref.device.type == "cuda"
-        dtype = torch.float16 if fp16 else torch.float32
+        dtype = reduced_dtype(self.use_fp16 and not force_fp32, ref.device)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         if self.in_channels == 0:
             assert_shape(img, [None, self.img_channels, self.resolution, self.resolution], "img")
-            x = self.fromrgb(img.to(dtype))
+            x = self.fromrgb(img.to(dtype=dtype, memory_format=memory_format))
         else:
-            x = x.to(dtype)
+            x = x.to(dtype=dtype, memory_format=memory_format)
         y = self.skip(x, gain=math.sqrt(0.5))
         x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
         return y + x

@@ -18,7 +18,8 @@ from pytorch3d.structures import Meshes
 from albedogan.structures import _TensorRecord
 from albedogan.utils.shapes import assert_shape
 
-__all__ = ["Fragments", "Rasterizer", "interpolate_vertex_attributes", "pixel_centers_ndc", "rasterize"]
+__all__ = ["Fragments", "Rasterizer", "interpolate_nearest", "interpolate_vertex_attributes", "pixel_centers_ndc",
+           "rasterize"]
 
 
 @dataclass(frozen=True)
@@ -219,8 +220,23 @@ def interpolate_vertex_attributes(
         (N, C, H, W) attributes of the nearest face (K index 0), 0 where empty. Differentiable w.r.t. the
         attributes and the barycentrics.
     """
-    p2f = fragments.pix_to_face[..., 0]  # (N, H, W)
-    bary = fragments.bary_coords[..., 0, :]  # (N, H, W, 3)
+    return interpolate_nearest(fragments.pix_to_face[..., 0], fragments.bary_coords[..., 0, :], faces, attributes)
+
+
+def interpolate_nearest(
+    pix_to_face: torch.Tensor, bary: torch.Tensor, faces: torch.Tensor, attributes: torch.Tensor
+) -> torch.Tensor:
+    """:func:`interpolate_vertex_attributes` on the nearest face's tensors.
+
+    Args:
+        pix_to_face: (N, H, W) long face per pixel, -1 where empty.
+        bary: (N, H, W, 3) float barycentrics (0 where empty).
+        faces: (F, 3) long; attributes: (N, A, C) or (A, C).
+
+    Returns:
+        (N, C, H, W), 0 where empty.
+    """
+    p2f = pix_to_face
     n, h, w = p2f.shape
     if attributes.ndim == 2:
         attributes = attributes[None].expand(n, *attributes.shape)

@@ -1,4 +1,11 @@
-"""``FaceRenderer``: rasterise a textured, SH-lit mesh given in image NDC (Lambertian: image = albedo x shading)."""
+"""``FaceRenderer``: rasterise a textured, SH-lit mesh given in image NDC (Lambertian: image = albedo x shading).
+
+As pytorch3d's ``MeshRenderer``, a renderer is a rasteriser followed by a shader: :class:`Rasterizer` picks the
+nearest face per pixel once per batch (pytorch3d's kernel or the CPU bbox kernel: not traceable by ``torch.compile``)
+and :class:`SHTextureShader` turns those fragments into colour, mask, normals, UVs and shading with plain tensor ops
+(the part ``model.compile`` compiles). The whole render is an fp32 island under ``bf16-mixed``
+(:func:`~albedogan.utils.precision.fp32_island`).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,76 @@ import torch
 from albedogan.render.cameras import Camera
 from albedogan.render.mip import sample_texture_mip
 from albedogan.render.normals import vertex_normals
-from albedogan.render.rasterizer import Rasterizer, interpolate_vertex_attributes
+from albedogan.render.rasterizer import Rasterizer, interpolate_nearest
 from albedogan.render.sh_lighting import sh_shading
 from albedogan.render.uv import ndc_to_view, sample_texture
 from albedogan.structures import RenderOutput
+from albedogan.utils.precision import fp32_island
 from albedogan.utils.shapes import assert_shape
 
-__all__ = ["FaceRenderer"]
+__all__ = ["FaceRenderer", "SHTextureShader"]
+
+
+class SHTextureShader(torch.nn.Module):
+    """Fragments -> Lambertian image: UV-textured albedo x SH shading of the interpolated normals.
+
+    Pure tensor ops on one rasterisation (no data-dependent Python except the mip level count), so ``torch.compile``
+    can fuse it. Empty pixels (``pix_to_face < 0``) get 0 everywhere (plus the background in ``image``).
+
+    Args:
+        texture_filter: ``"bilinear"`` or ``"mip"`` (see :class:`FaceRenderer`).
+    """
+
+    def __init__(self, texture_filter: str = "bilinear") -> None:
+        super().__init__()
+        if texture_filter not in ("bilinear", "mip"):
+            raise ValueError(f"texture_filter must be 'bilinear' or 'mip', got {texture_filter!r}")
+        self.texture_filter = texture_filter
+
+    def forward(
+        self,
+        pix_to_face: torch.Tensor,
+        bary: torch.Tensor,
+        faces: torch.Tensor,
+        faces_uvs: torch.Tensor,
+        verts_uvs: torch.Tensor,
+        vertex_normals: torch.Tensor,
+        texture: torch.Tensor,
+        sh_coeffs: Optional[torch.Tensor] = None,
+        background: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Shade one rasterisation.
+
+        Args:
+            pix_to_face: (N, H, W) long nearest face per pixel, -1 where empty.
+            bary: (N, H, W, 3) float barycentrics in that face (0 where empty).
+            faces: (F, 3) long; faces_uvs: (F, 3) long; verts_uvs: (T, 2) float UVs.
+            vertex_normals: (N, V, 3) float normals in the lighting frame.
+            texture: (N, 3, Ht, Wt) float albedo UV map; sh_coeffs: (N, 9, 3) or None (unlit);
+            background: (N, 3, H, W) or None (black).
+
+        Returns:
+            ``(image, mask, normals, uv, albedo, shading)``: (N, 3, H, W), (N, 1, H, W) {0, 1}, (N, 3, H, W) unit
+            normals, (N, 2, H, W) UVs, (N, 3, H, W) sampled albedo, (N, 3, H, W) shading (all 0 where empty).
+        """
+        dtype = bary.dtype
+        n, h, w = pix_to_face.shape
+        mask = (pix_to_face >= 0)[:, None].to(dtype)  # (N, 1, H, W)
+        normals = interpolate_nearest(pix_to_face, bary, faces, vertex_normals)  # (N, 3, H, W)
+        normals = torch.nn.functional.normalize(normals, dim=1, eps=1e-12)
+        uv = interpolate_nearest(pix_to_face, bary, faces_uvs, verts_uvs)  # (N, 2, H, W)
+        if self.texture_filter == "mip":
+            albedo = sample_texture_mip(texture, uv, mask)
+        else:
+            albedo = sample_texture(texture, uv, mask)
+        if sh_coeffs is None:
+            shading = mask.expand(n, 3, h, w)
+        else:
+            shading = sh_shading(normals.permute(0, 2, 3, 1), sh_coeffs).permute(0, 3, 1, 2) * mask
+        image = albedo * shading
+        if background is not None:
+            image = image + background * (1 - mask)
+        return image, mask, normals, uv, albedo, shading
 
 
 class FaceRenderer(torch.nn.Module):
@@ -53,6 +123,7 @@ class FaceRenderer(torch.nn.Module):
         if texture_filter not in ("bilinear", "mip"):
             raise ValueError(f"FaceRenderer: texture_filter must be 'bilinear' or 'mip', got {texture_filter!r}")
         self.texture_filter = texture_filter
+        self.shader = SHTextureShader(texture_filter)
         assert_shape(faces, [None, 3], "faces")
         assert_shape(verts_uvs, [None, 2], "verts_uvs")
         assert_shape(faces_uvs, [faces.shape[0], 3], "faces_uvs")
@@ -68,6 +139,7 @@ class FaceRenderer(torch.nn.Module):
         """(H, W) output size in pixels."""
         return self.rasterizer.image_size
 
+    @fp32_island
     def forward(
         self,
         vertices: torch.Tensor,
@@ -89,7 +161,8 @@ class FaceRenderer(torch.nn.Module):
             background: optional (N, 3, H, W) float image composited behind the mesh (default black).
 
         Returns:
-            :class:`~albedogan.structures.RenderOutput`.
+            :class:`~albedogan.structures.RenderOutput` (float32 for float16/bfloat16/float32 inputs, also under
+            autocast; float64 for float64 vertices).
         """
         assert_shape(vertices, [None, None, 3], "vertices")
         n, v = vertices.shape[:2]
@@ -99,34 +172,22 @@ class FaceRenderer(torch.nn.Module):
             raise ValueError(f"texture: expected batch 1 or {n}, got shape {tuple(texture.shape)}")
         if texture.shape[0] == 1 and n > 1:
             texture = texture.expand(n, *texture.shape[1:])
-        h, w = self.image_size
-        frag = self.rasterizer(vertices, self.faces)
-        mask = (frag.pix_to_face[..., :1] >= 0).permute(0, 3, 1, 2).to(dtype)  # (N, 1, H, W)
-
+        frag = self.rasterizer(vertices, self.faces)  # one rasterisation: colour, mask, normals, depth, UVs
         if world_vertices is not None:
             assert_shape(world_vertices, [n, v, 3], "world_vertices")
             normal_src = world_vertices
         else:
             normal_src = ndc_to_view(vertices)
         vnormals = vertex_normals(normal_src, self.faces)  # (N, V, 3)
-        normals = interpolate_vertex_attributes(frag, self.faces, vnormals)  # (N, 3, H, W)
-        normals = torch.nn.functional.normalize(normals, dim=1, eps=1e-12)
-        uv = interpolate_vertex_attributes(frag, self.faces_uvs, self.verts_uvs.to(dtype))  # (N, 2, H, W)
-        depth = frag.zbuf[..., 0][:, None] * mask  # (N, 1, H, W)
-
-        if self.texture_filter == "mip":
-            albedo = sample_texture_mip(texture.to(dtype), uv, mask)
-        else:
-            albedo = sample_texture(texture.to(dtype), uv, mask)
-        if sh_coeffs is None:
-            shading = mask.expand(n, 3, h, w)
-        else:
-            shading = sh_shading(normals.permute(0, 2, 3, 1), sh_coeffs.to(dtype)).permute(0, 3, 1, 2) * mask
-        image = albedo * shading
+        if sh_coeffs is not None:
+            sh_coeffs = sh_coeffs.to(dtype)
         if background is not None:
-            assert_shape(background, [n, 3, h, w], "background")
-            image = image + background.to(dtype) * (1 - mask)
-
+            assert_shape(background, [n, 3, *self.image_size], "background")
+            background = background.to(dtype)
+        image, mask, normals, uv, albedo, shading = self.shader(
+            frag.pix_to_face[..., 0], frag.bary_coords[..., 0, :], self.faces, self.faces_uvs,
+            self.verts_uvs.to(dtype), vnormals, texture.to(dtype), sh_coeffs, background,
+        )
         lmk = None
         if landmarks is not None:
             assert_shape(landmarks, [n, None, None], "landmarks")
@@ -135,7 +196,7 @@ class FaceRenderer(torch.nn.Module):
             image=image,
             alpha=mask,
             normals=normals,
-            depth=depth,
+            depth=frag.zbuf[..., 0][:, None] * mask,  # (N, 1, H, W)
             uv=uv,
             uv_mask=mask,
             shading=shading,
@@ -144,6 +205,7 @@ class FaceRenderer(torch.nn.Module):
             landmarks=lmk,
         )
 
+    @fp32_island
     def render_world(
         self,
         world_vertices: torch.Tensor,

@@ -8,6 +8,8 @@ UV convention (see ``albedogan.render``): u right, v up, both in [0, 1]; texture
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Any, Callable, Optional, Sequence
 
 import torch
@@ -15,9 +17,63 @@ import torch.nn.functional as F
 
 from albedogan.render.normals import vertex_normals
 from albedogan.render.rasterizer import Fragments, _hw, rasterize
+from albedogan.utils.precision import fp32_island
 from albedogan.utils.shapes import assert_shape
 
-__all__ = ["UVMirror", "UVSpace", "mirror_complete", "ndc_to_view", "resize_uv", "sample_texture", "uv_to_grid"]
+__all__ = ["UVMirror", "UVSpace", "mirror_complete", "ndc_to_view", "resize_uv", "sample_texture", "uv_rasterisation",
+           "uv_to_grid"]
+
+_LAYOUT_CACHE: "OrderedDict[tuple, tuple[torch.Tensor, ...]]" = OrderedDict()
+_LAYOUT_CACHE_SIZE = 16
+
+
+def _fingerprint(*tensors: torch.Tensor) -> str:
+    """Content hash of tensors (shape, dtype and values): the cache key of a topology / UV layout."""
+    h = hashlib.sha1()
+    for t in tensors:
+        c = t.detach().cpu().contiguous()
+        h.update(f"{tuple(c.shape)}{c.dtype}".encode())
+        h.update(c.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _cached(key: tuple, build: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """Per-process memo of what depends only on a topology / UV layout and a resolution (small LRU)."""
+    if key in _LAYOUT_CACHE:
+        _LAYOUT_CACHE.move_to_end(key)
+        return _LAYOUT_CACHE[key]
+    value = build()
+    _LAYOUT_CACHE[key] = value
+    while len(_LAYOUT_CACHE) > _LAYOUT_CACHE_SIZE:
+        _LAYOUT_CACHE.popitem(last=False)
+    return value
+
+
+def uv_rasterisation(
+    verts_uvs: torch.Tensor, faces_uvs: torch.Tensor, resolution: int | Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The UV layout rasterised once per process and (layout, resolution): every :class:`UVSpace` /
+    :class:`UVMirror` of one head at one resolution (target builder, mirror, module) shares the result.
+
+    Args:
+        verts_uvs: (T, 2) float UVs in [0, 1]; faces_uvs: (F, 3) long.
+        resolution: Hu or (Hu, Wu).
+
+    Returns:
+        ``(texel_face, texel_bary)``: (Hu, Wu) long face per texel or -1 and (Hu, Wu, 3) float32 barycentrics, on
+        ``verts_uvs``' device. Shared, read-only tensors (never modify them in place).
+    """
+    size = _hw(resolution)
+
+    def build() -> tuple[torch.Tensor, torch.Tensor]:
+        uv = verts_uvs.detach().to(torch.float64)
+        grid = uv_to_grid(uv)  # (T, 2) image NDC of each UV vertex
+        flat = torch.cat([grid, torch.zeros_like(grid[:, :1])], dim=-1)[None]  # (1, T, 3)
+        frag = rasterize(flat, faces_uvs.long().to(uv.device), size)
+        return frag.pix_to_face[0, ..., 0], frag.bary_coords[0, :, :, 0].to(torch.float32)
+
+    key = ("uv_raster", _fingerprint(verts_uvs.double(), faces_uvs.long()), size, str(verts_uvs.device))
+    return _cached(key, build)  # type: ignore[return-value]
 
 
 def uv_to_grid(uv: torch.Tensor) -> torch.Tensor:
@@ -123,7 +179,10 @@ class UVSpace(torch.nn.Module):
     """The mesh rasterised in UV space at a fixed resolution (topology is constant, so this is computed once).
 
     Buffers (non-persistent, follow ``.to()``): ``texel_face`` (Hu, Wu) long face per texel or -1,
-    ``texel_bary`` (Hu, Wu, 3) float32 barycentrics, ``coverage`` (1, 1, Hu, Wu) float32 {0, 1}, ``faces`` (F, 3).
+    ``texel_bary`` (Hu, Wu, 3) float32 barycentrics, ``coverage`` (1, 1, Hu, Wu) float32 {0, 1}, ``faces`` (F, 3),
+    and the per-call gathers done once: ``texel_vidx`` (Hu*Wu, 3) long vertex indices of each texel's face and
+    ``texel_weight`` (Hu*Wu, 3) float32 barycentrics times coverage. The rasterisation itself is shared between all
+    UV spaces of one layout and resolution (:func:`uv_rasterisation`).
 
     Args:
         faces: (F, 3) long vertex indices.
@@ -147,14 +206,15 @@ class UVSpace(torch.nn.Module):
         uv = verts_uvs.detach().to(torch.float64)
         if uv.numel() and (uv.min() < -1e-6 or uv.max() > 1 + 1e-6):
             raise ValueError(f"verts_uvs must lie in [0, 1], got range [{uv.min():.4g}, {uv.max():.4g}]")
-        grid = uv_to_grid(uv)  # (T, 2) image NDC of each UV vertex
-        flat = torch.cat([grid, torch.zeros_like(grid[:, :1])], dim=-1)[None]  # (1, T, 3)
-        frag = rasterize(flat, faces_uvs.long(), self.resolution)
-        p2f = frag.pix_to_face[0, ..., 0]  # (Hu, Wu)
-        self.register_buffer("faces", faces.long().clone(), persistent=False)
+        p2f, bary = uv_rasterisation(verts_uvs, faces_uvs, self.resolution)  # (Hu, Wu), (Hu, Wu, 3)
+        coverage = (p2f >= 0).to(torch.float32)
+        faces = faces.long().to(p2f.device)
+        self.register_buffer("faces", faces.clone(), persistent=False)
         self.register_buffer("texel_face", p2f, persistent=False)
-        self.register_buffer("texel_bary", frag.bary_coords[0, :, :, 0].to(torch.float32), persistent=False)
-        self.register_buffer("coverage", (p2f >= 0).to(torch.float32)[None, None], persistent=False)
+        self.register_buffer("texel_bary", bary, persistent=False)
+        self.register_buffer("coverage", coverage[None, None], persistent=False)
+        self.register_buffer("texel_vidx", faces[p2f.clamp(min=0).reshape(-1)], persistent=False)  # (M, 3)
+        self.register_buffer("texel_weight", (bary * coverage[..., None]).reshape(-1, 3), persistent=False)
 
     def corner_map(self, corner_attrs: torch.Tensor) -> torch.Tensor:
         """Interpolate per-face-corner attributes over the UV layout (values may differ between faces at a vertex).
@@ -168,7 +228,7 @@ class UVSpace(torch.nn.Module):
         assert_shape(corner_attrs, [self.faces.shape[0], 3, None], "corner_attrs")
         hu, wu = self.resolution
         vals = corner_attrs[self.texel_face.clamp(min=0).reshape(-1)]  # (M, 3, C)
-        bary = (self.texel_bary * self.coverage[0, 0, ..., None]).reshape(-1, 3, 1).to(vals.dtype)
+        bary = self.texel_weight.reshape(-1, 3, 1).to(vals.dtype)
         return (vals * bary).sum(1).T.reshape(-1, hu, wu)
 
     def attribute_map(self, vertex_attrs: torch.Tensor) -> torch.Tensor:
@@ -183,11 +243,11 @@ class UVSpace(torch.nn.Module):
         assert_shape(vertex_attrs, [None, None, None], "vertex_attrs")
         n, _, c = vertex_attrs.shape
         hu, wu = self.resolution
-        vidx = self.faces[self.texel_face.clamp(min=0).reshape(-1)]  # (M, 3), M = Hu*Wu
-        vals = vertex_attrs[:, vidx]  # (N, M, 3, C)
-        bary = (self.texel_bary * self.coverage[0, 0, ..., None]).reshape(1, -1, 3, 1).to(vals.dtype)
+        vals = vertex_attrs[:, self.texel_vidx]  # (N, M, 3, C), M = Hu*Wu
+        bary = self.texel_weight.reshape(1, -1, 3, 1).to(vals.dtype)
         return (vals * bary).sum(2).reshape(n, hu, wu, c).permute(0, 3, 1, 2)
 
+    @fp32_island
     def unwrap(
         self,
         image: torch.Tensor,
@@ -278,14 +338,22 @@ class UVMirror(torch.nn.Module):
         resolution: int | Sequence[int],
     ) -> None:
         super().__init__()
-        space = UVSpace(faces, verts_uvs, faces_uvs, resolution)
         assert_shape(mirror_face_uvs, [faces.shape[0], 3, 2], "mirror_face_uvs")
-        self.resolution = space.resolution
-        partner = space.corner_map(mirror_face_uvs.detach().to(torch.float64))  # (2, Hu, Wu)
-        grid = uv_to_grid(partner.permute(1, 2, 0))[None]  # (1, Hu, Wu, 2)
-        hit = F.grid_sample(space.coverage.double(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
-        self.register_buffer("grid", grid.to(torch.float32), persistent=False)
-        self.register_buffer("valid", (space.coverage * hit.to(torch.float32)).clamp(0, 1), persistent=False)
+        self.resolution = _hw(resolution)
+
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
+            space = UVSpace(faces, verts_uvs, faces_uvs, resolution)
+            partner = space.corner_map(mirror_face_uvs.detach().to(torch.float64))  # (2, Hu, Wu)
+            grid = uv_to_grid(partner.permute(1, 2, 0))[None]  # (1, Hu, Wu, 2)
+            hit = F.grid_sample(space.coverage.double(), grid, mode="nearest", padding_mode="zeros",
+                                align_corners=False)
+            return grid.to(torch.float32), (space.coverage * hit.to(torch.float32)).clamp(0, 1)
+
+        key = ("uv_mirror", _fingerprint(faces.long(), verts_uvs.double(), faces_uvs.long(),
+                                         mirror_face_uvs.double()), self.resolution, str(verts_uvs.device))
+        grid, valid = _cached(key, build)  # once per layout and resolution (target builder and module share it)
+        self.register_buffer("grid", grid, persistent=False)
+        self.register_buffer("valid", valid, persistent=False)
 
     @classmethod
     def from_head(cls, head: Any, resolution: int | Sequence[int]) -> "UVMirror":

@@ -62,11 +62,23 @@ def test_debug_cli_runs_both_phases(project_root, synthetic_data_dir, tmp_path):
 
 
 def test_resume_reproduces_uninterrupted_run(project_root, synthetic_data_dir, tmp_path):
+    _check_resume_is_exact(project_root, synthetic_data_dir, tmp_path)
+
+
+@pytest.mark.slow
+def test_resume_of_a_compiled_run_is_exact(project_root, synthetic_data_dir, tmp_path):
+    """model.compile=true (aot_eager backend): checkpoints keep the eager keys and a resumed compiled run equals the
+    uninterrupted compiled run exactly."""
+    _check_resume_is_exact(project_root, synthetic_data_dir, tmp_path, "model.compile=true",
+                           "model.compile_backend=aot_eager")
+
+
+def _check_resume_is_exact(project_root, synthetic_data_dir, tmp_path, *extra: str) -> None:
     from albedogan.entry import run_train
 
     # 4 steps = albedo (warm-up), albedo, albedo, shape; the second half holds both phases, lazy R1 and path length
     fast = ["trainer.max_steps=4", "trainer.limit_val_batches=0", "callbacks.image_grid=null",
-            "callbacks.model_checkpoint.every_n_train_steps=2"]
+            "callbacks.model_checkpoint.every_n_train_steps=2", *extra]
     straight = tmp_path / "straight"
     run_train(_compose(project_root, _debug_overrides(project_root, straight, synthetic_data_dir, *fast)))
     first = tmp_path / "first"
