@@ -7,7 +7,6 @@ outputs (default: a temp dir); ``FULLSIZE_ASSETS`` reuses assets written by an e
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +14,13 @@ import pytest
 import trimesh
 from PIL import Image
 
+from tests.helpers.fullsize_driver import run_fullsize_driver
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.fullsize]
 
 
 def test_fullsize_dry_run(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "fullsize_dry_run", Path(__file__).resolve().parents[2] / "scripts" / "fullsize_dry_run.py")
-    driver = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(driver)
-    out = Path(os.environ.get("FULLSIZE_OUT", tmp_path / "fullsize"))
-    assets = os.environ.get("FULLSIZE_ASSETS")
-    argv = ["--out", str(out), "--only", "b1,b2,uv512"] + (["--assets", assets] if assets else [])
-    results = driver.main(argv)
+    out, results = run_fullsize_driver(tmp_path, "--only", "b1,b2,uv512")
     assert json.loads((out / "fullsize.json").read_text())["finished"]
 
     # assets at the official sizes

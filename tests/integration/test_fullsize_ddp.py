@@ -8,7 +8,6 @@ ranks, and that only rank 0 writes (checkpoints, export, image grid, CSV log). `
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from tests.helpers.fullsize_driver import run_fullsize_driver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.fullsize]
 
@@ -32,14 +33,8 @@ def _csv_values(path: Path) -> dict[str, list[float]]:
 
 
 def test_fullsize_ddp_two_ranks(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "fullsize_dry_run", Path(__file__).resolve().parents[2] / "scripts" / "fullsize_dry_run.py")
-    driver = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(driver)
-    out = Path(os.environ.get("FULLSIZE_OUT", tmp_path / "fullsize"))
-    assets = os.environ.get("FULLSIZE_ASSETS")
-    argv = ["--out", str(out), "--only", "ddp", "--ddp-uv", os.environ.get("FULLSIZE_DDP_UV", "256")]
-    check_ddp_run(out, driver.main(argv + (["--assets", assets] if assets else []))["ddp"])
+    out, results = run_fullsize_driver(tmp_path, "--only", "ddp", "--ddp-uv", os.environ.get("FULLSIZE_DDP_UV", "256"))
+    check_ddp_run(out, results["ddp"])
 
 
 def check_ddp_run(out: Path, results: dict) -> None:
