@@ -120,10 +120,7 @@ class FaceRenderer(torch.nn.Module):
         texture_filter: str = "bilinear",
     ) -> None:
         super().__init__()
-        if texture_filter not in ("bilinear", "mip"):
-            raise ValueError(f"FaceRenderer: texture_filter must be 'bilinear' or 'mip', got {texture_filter!r}")
-        self.texture_filter = texture_filter
-        self.shader = SHTextureShader(texture_filter)
+        self.shader = SHTextureShader(texture_filter)  # checks texture_filter
         assert_shape(faces, [None, 3], "faces")
         assert_shape(verts_uvs, [None, 2], "verts_uvs")
         assert_shape(faces_uvs, [faces.shape[0], 3], "faces_uvs")
@@ -133,6 +130,11 @@ class FaceRenderer(torch.nn.Module):
         self.rasterizer = Rasterizer(
             image_size, perspective_correct=perspective_correct, bin_size=bin_size, max_faces_per_bin=max_faces_per_bin
         )
+
+    @property
+    def texture_filter(self) -> str:
+        """``"bilinear"`` or ``"mip"``: how the shader samples the albedo."""
+        return self.shader.texture_filter
 
     @property
     def image_size(self) -> tuple[int, int]:
