@@ -245,3 +245,22 @@ def test_ensure_crash_leaves_no_partial_set(head, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="simulated crash"):
         ensure_synthetic_head(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_contour_follows_ibug_convention(head):
+    """The frontal contour (row 0) runs from just below the eye line, in front of the ears, to the chin, its 17
+    points equally spaced along the outline (dlib's points on frontal photos are: ratio of segments 0.9-1.1)."""
+    from albedogan.assets.synthetic.landmarks import _EAR_CENTRE, _EAR_RADII, CONTOUR_TOP_Y
+
+    faces, bary, v = head.landmarks.dynamic_lmk_faces_idx, head.landmarks.dynamic_lmk_bary_coords, head.model.v_template
+    pts = np.einsum("rkc,rkcd->rkd", bary, v[head.model.faces[faces]])  # (79, 17, 3)
+    seg = np.linalg.norm(np.diff(pts[0, :, :2], axis=0), axis=1)
+    assert seg.max() / seg.min() < 1.35, seg
+    assert abs(pts[0, 0, 1] - CONTOUR_TOP_Y) < 0.003 and abs(pts[0, 16, 1] - CONTOUR_TOP_Y) < 0.003
+    ends = pts[0, [0, 16]] * [[-1, 1, 1], [1, 1, 1]]  # both ends on the +X side
+    assert (np.linalg.norm((ends - _EAR_CENTRE) / _EAR_RADII, axis=1) > 1.0).all()  # in front of the ears
+    assert (ends[:, 2] > _EAR_CENTRE[2] + _EAR_RADII[2] / 1.4).all()
+    for row in (10, 30, 39):  # a turned head: still ordered image-left to image-right, evenly spread
+        x = pts[row, :, 0] * np.cos(np.deg2rad(row)) + pts[row, :, 2] * np.sin(np.deg2rad(row))
+        seg = np.hypot(np.diff(x), np.diff(pts[row, :, 1]))
+        assert seg.max() / seg.min() < 1.6, (row, seg)

@@ -39,7 +39,7 @@ from albedogan.utils.logging import get_logger
 __all__ = ["SYNTHETIC_HEAD_VERSION", "SYNTHETIC_DIRNAME", "SyntheticHead", "build_synthetic_head",
            "ensure_synthetic_head", "synthetic_asset_paths"]
 
-SYNTHETIC_HEAD_VERSION = 3
+SYNTHETIC_HEAD_VERSION = 4
 """Bump whenever the generator's output changes: cached folders of another version are rebuilt."""
 
 SYNTHETIC_DIRNAME = "synthetic_flame"
