@@ -67,6 +67,7 @@ _EYE_R, _EYE_L = list(range(36, 42)), list(range(42, 48))
 _LIP_OUTER = list(range(48, 60))
 _CHEEK_R, _CHEEK_L = [1, 31, 41, 48], [15, 35, 46, 54]
 _NOSE_TIP = 30
+_EYES_TO_EARS_DEPTH = 0.06  # m behind the front of the eyes: the hair's front-to-back transition (in front of the ears)
 _LEFT_EYE_JOINT, _RIGHT_EYE_JOINT = 3, 4  # FLAME joint order: global, neck, jaw, left eye, right eye
 
 _N_NOISE_SYM = 12
@@ -96,13 +97,13 @@ def _segments_distance(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -
     """Distance from each point to the nearest of K segments.
 
     Args:
-        points: (M, 2) float.
-        a, b: (K, 2) float segment end points.
+        points: (M, D) float (D = 2 or 3).
+        a, b: (K, D) float segment end points.
 
     Returns:
         (M,) float distances (same units as the inputs).
     """
-    ab = b - a  # (K, 2)
+    ab = b - a  # (K, D)
     ap = points[:, None, :] - a[None]  # (M, K, 2)
     t = ((ap * ab[None]).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-12)[None]).clamp(0, 1)  # (M, K)
     closest = a[None] + t[..., None] * ab[None]  # (M, K, 2)
@@ -130,7 +131,7 @@ def _polygon_sdf(points: torch.Tensor, polygon: torch.Tensor) -> torch.Tensor:
 
 
 def _polyline_segments(points: torch.Tensor, closed: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(K, 2) ordered points -> segment end points ((S, 2), (S, 2)), S = K (closed) or K - 1."""
+    """(K, D) ordered points -> segment end points ((S, D), (S, D)), S = K (closed) or K - 1."""
     if closed:
         return points, points.roll(-1, dims=0)
     return points[:-1], points[1:]
@@ -317,16 +318,19 @@ class ProceduralTeacher(Teacher):
         lip_sdf = _polygon_sdf(xy, lmk[_LIP_OUTER, :2])
         lip_z = lmk[_LIP_OUTER, 2].min() - 0.015
         lips_front = front & (pts[:, 2] > lip_z)
+        # brows: distance on the surface (3D), so the outer ends, which reach round onto the temples (iBUG's brow
+        # ends ~0.2 inter-ocular distances beyond the eye corners), keep their width; painted a little further back
         brow_d = torch.minimum(
-            _segments_distance(xy, *_polyline_segments(lmk[_BROW_R, :2], closed=False)),
-            _segments_distance(xy, *_polyline_segments(lmk[_BROW_L, :2], closed=False)),
+            _segments_distance(pts, *_polyline_segments(lmk[_BROW_R], closed=False)),
+            _segments_distance(pts, *_polyline_segments(lmk[_BROW_L], closed=False)),
         )
+        brow_front = (pts[:, 2] > front_z - 0.01) & covered & ~eyeball
         eye_d = torch.minimum(
             _segments_distance(xy, *_polyline_segments(lmk[_EYE_R, :2], closed=True)),
             _segments_distance(xy, *_polyline_segments(lmk[_EYE_L, :2], closed=True)),
         )
         far = torch.full_like(brow_d, 1.0)
-        brow_d = torch.where(front, brow_d, far)
+        brow_d = torch.where(brow_front, brow_d, far)
         eye_d = torch.where(front, eye_d, far)
         lip_sdf = torch.where(lips_front, lip_sdf, far)
 
@@ -344,9 +348,12 @@ class ProceduralTeacher(Teacher):
         eye_cos = F.normalize(pts - centre, dim=-1)[:, 2]
         eye_cos = torch.where(eyeball, eye_cos, torch.full_like(eye_cos, -1.0))
 
-        # Hair: above a hairline that drops toward the back of the head; measured relative to the brows.
+        # Hair: above a hairline that drops toward the back of the head; measured relative to the brows, its
+        # front-to-back transition placed by depth behind the eyes (not by the contour landmarks, whose placement is a
+        # landmark convention: iBUG's outline runs in front of the ears).
         brow_y = lmk[_BROW_R + _BROW_L, 1].mean()
-        back = torch.sigmoid(-(pts[:, 2] - lmk[:17, 2].mean() - 0.01) / 0.015)  # 0 at the face, 1 behind the ears
+        ear_z = lmk[_EYE_R + _EYE_L, 2].min() - _EYES_TO_EARS_DEPTH
+        back = torch.sigmoid(-(pts[:, 2] - ear_z - 0.01) / 0.015)  # 0 at the face, 1 behind the ears
         hair_height = pts[:, 1] - brow_y - 0.035 * (1 - back) + 0.075 * back  # > 0 above the base hairline (m)
         hair_height = torch.where(covered & ~eyeball, hair_height, torch.full_like(hair_height, -1.0))
 
