@@ -119,6 +119,12 @@ KEYS: dict[str, dict[str, Rule]] = {
                             "albedo_init=random", choices=("teacher", "random")),
         "tags": Rule("any", "free-form run tags (loggers)", "tags=[ffhq,bf16]"),
         "task_name": Rule("str", "names the default run folder logs/<task_name>/runs/<time>", "task_name=train"),
+        "model.micro_batch": Rule("int", "samples per forward/backward pass; a step accumulates its micro-batches "
+                                  "(null = the whole per-device batch)", "model.micro_batch=1", min=1,
+                                  nullable=True),
+        "model.compile_backend": Rule("choice", "torch.compile backend of model.compile=true",
+                                      "model.compile_backend=aot_eager",
+                                      choices=("inductor", "aot_eager", "eager", "cudagraphs")),
     },
 }
 

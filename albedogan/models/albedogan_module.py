@@ -44,7 +44,8 @@ rebuilt-from-config parts (teacher, head model, identity and perceptual networks
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import partial
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -187,6 +188,12 @@ class AlbedoGANModule(pl.LightningModule):
         compile_backend: the ``torch.compile`` backend (``"inductor"``; ``"aot_eager"`` traces without code
             generation).
         channels_last: channels_last activations in G_A's and D's blocks.
+        micro_batch: samples per forward/backward pass (NVIDIA's ``batch_gpu``): each phase step runs its batch in
+            micro-batches of this size, accumulates their gradients weighted by their share of the batch, and
+            steps once. Every term is a per-sample mean, so the step equals the whole-batch one except where
+            samples meet: D's minibatch-std groups (``min(mbstd_group_size, micro_batch)`` samples), the path-length
+            running mean (updated per micro-batch) and detector-confidence-weighted landmarks (pooled per
+            micro-batch). None = the whole batch at once.
     """
 
     def __init__(
@@ -222,6 +229,7 @@ class AlbedoGANModule(pl.LightningModule):
         compile: bool,
         compile_backend: str,
         channels_last: bool,
+        micro_batch: int | None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -236,6 +244,8 @@ class AlbedoGANModule(pl.LightningModule):
                              f"{landmark_source!r}")
         if r1_interval < 1 or pl_interval < 1:
             raise ValueError(f"AlbedoGANModule: r1_interval/pl_interval must be >= 1, got {r1_interval}/{pl_interval}")
+        if micro_batch is not None and int(micro_batch) < 1:
+            raise ValueError(f"AlbedoGANModule: micro_batch must be >= 1 or null, got {micro_batch}")
         uses_id = albedo_weights.identity > 0 or shape_weights.identity > 0
         uses_pc = albedo_weights.perceptual > 0 or shape_weights.perceptual > 0
         if uses_id and identity_embedder is None:
@@ -290,6 +300,7 @@ class AlbedoGANModule(pl.LightningModule):
         self.grad_clip_norm = grad_clip_norm
         self.truncation_psi = truncation_psi
         self.seed = int(seed)
+        self.micro_batch = None if micro_batch is None else int(micro_batch)
         self._shape_groups = _trainable(estimator.parameter_groups()) if hasattr(estimator, "parameter_groups") else []
         if "shape" in schedule.phases and not self._shape_groups:
             log.warning("estimator %s has no trainable parameters: the shape phase is removed from the schedule",
@@ -374,13 +385,40 @@ class AlbedoGANModule(pl.LightningModule):
         region = sample_texture(self.head.uv_face_eye_mask.expand(n, -1, -1, -1).to(out.uv.dtype), out.uv, out.alpha)
         return out, out.alpha * region  # (N, 1, H, W)
 
-    def _step(self, opt: Any, loss: torch.Tensor, counted: bool) -> None:
+    def micro_batches(self, n: int) -> list[slice]:
+        """The batch's micro-batches (``micro_batch`` samples each, the last one may be smaller; one if None)."""
+        size = self.micro_batch or n
+        return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def _step(self, opt: Any, parts: Iterable[tuple[float, Callable[[], dict[str, torch.Tensor]]]], phase: str,
+              counted: bool) -> dict[str, torch.Tensor]:
+        """One optimiser step accumulated over ``parts``.
+
+        Args:
+            opt: the (Lightning-wrapped) optimiser.
+            parts: ``(weight, terms_of)`` pairs: each ``terms_of()`` computes its loss terms (a forward pass); their
+                sum times ``weight`` is back-propagated before the next part runs, so only one part's graph is
+                alive at a time.
+            phase: for the error message of a non-finite term.
+            counted: whether this step advances Lightning's global step.
+
+        Returns:
+            the weighted sums of the parts' terms (detached): the batch's terms when the weights are the parts'
+            shares of the batch.
+        """
         opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        total: dict[str, torch.Tensor] = {}
+        for weight, terms_of in parts:
+            terms = terms_of()
+            self._check(terms, phase)
+            self.manual_backward(sum(terms.values()) * weight)
+            for name, value in terms.items():
+                total[name] = total.get(name, 0.0) + weight * value.detach()
         if self.grad_clip_norm:
             self.clip_gradients(opt, gradient_clip_val=self.grad_clip_norm, gradient_clip_algorithm="norm")
         # Exactly one step per batch goes through Lightning's counter, so global_step counts batches.
         (opt if counted else opt.optimizer).step()
+        return total
 
     def _log_terms(self, prefix: str, terms: dict[str, torch.Tensor], batch_size: int) -> None:
         """Log each loss term as ``<prefix>/<name>``, averaged over DDP ranks (every rank logs the same names)."""
@@ -439,31 +477,38 @@ class AlbedoGANModule(pl.LightningModule):
         real = resize_uv(target.texture, self.uv_resolution).detach()
         trust = resize_uv(target.weight, self.uv_resolution).detach()
         ws = sample.ws.detach()
+        estimate = estimate.detach()
+        chunks = self.micro_batches(n)
 
         # ---- D step (+ lazy R1 on the targets)
+        def d_terms_of(c: slice) -> dict[str, torch.Tensor]:
+            with torch.no_grad():
+                fake = self.G(ws[c], raw=True)  # the same (unclamped) fake G's adversarial term uses
+            # R1 differentiates D twice: compiled graphs cannot, so that pass runs D eagerly
+            return loss.discriminator_terms(eager(self.D) if do_r1 else self.D, real[c], fake, do_r1)
+
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
-        with torch.no_grad():
-            fake = self.G(ws, raw=True)  # the same (unclamped) fake G's adversarial term uses
-        # R1 differentiates D twice: compiled graphs cannot, so that pass runs D eagerly
-        d_terms = loss.discriminator_terms(eager(self.D) if do_r1 else self.D, real, fake, do_r1)
-        self._check(d_terms, "albedo")
-        self._step(opt_d, sum(d_terms.values()), counted=False)
+        d_terms = self._step(opt_d, [((c.stop - c.start) / n, partial(d_terms_of, c)) for c in chunks], "albedo",
+                             counted=False)
 
         # ---- G step (+ lazy path length)
+        def g_terms_of(c: slice) -> dict[str, torch.Tensor]:
+            albedo_raw = self.G(ws[c], raw=True)  # (n, 3, R, R), unclamped (x + 1) / 2
+            render = self._render(estimate[c], albedo_raw.clamp(0, 1)) if loss.needs_render else None
+            terms = loss.generator_terms(self.D, albedo_raw, real[c], trust[c], render, sample.image[c])
+            if do_pl:  # StyleGAN2's Greg: its own G pass, untruncated latents, the [-1, 1] synthesis output
+                with torch.no_grad():
+                    ws_pl = self.G.select_ws(self.teacher.mapping(sample.z[c].to(self.device), 1.0))
+                ws_pl = ws_pl.detach().requires_grad_(True)  # (n, num_ws of G_A, w_dim)
+                synthesis = albedo_to_d(eager(self.G)(ws_pl, raw=True))  # double backward: eager G (see R1)
+                terms.update(loss.path_length_term(synthesis, ws_pl))
+            return terms
+
         self.D.requires_grad_(False)
         self.G.requires_grad_(True)
-        albedo_raw = self.G(ws, raw=True)  # (N, 3, R, R), unclamped (x + 1) / 2
-        render = self._render(estimate.detach(), albedo_raw.clamp(0, 1)) if loss.needs_render else None
-        g_terms = loss.generator_terms(self.D, albedo_raw, real, trust, render, sample.image)
-        if do_pl:  # StyleGAN2's Greg: its own G pass, untruncated latents, the [-1, 1] synthesis output
-            with torch.no_grad():
-                ws_pl = self.G.select_ws(self.teacher.mapping(sample.z.to(self.device), 1.0))
-            ws_pl = ws_pl.detach().requires_grad_(True)  # (N, num_ws of G_A, w_dim)
-            synthesis = albedo_to_d(eager(self.G)(ws_pl, raw=True))  # double backward: eager G (see R1)
-            g_terms.update(loss.path_length_term(synthesis, ws_pl))
-        self._check(g_terms, "albedo")
-        self._step(opt_g, sum(g_terms.values()), counted=True)
+        g_terms = self._step(opt_g, [((c.stop - c.start) / n, partial(g_terms_of, c)) for c in chunks], "albedo",
+                             counted=True)
         self.G.requires_grad_(False)
 
         world = int(getattr(self.trainer, "world_size", 1) or 1)
@@ -476,28 +521,34 @@ class AlbedoGANModule(pl.LightningModule):
         n = sample.image.shape[0]
         self.estimator.train()
         generator = self.G_ema if self.shape_albedo == "ema" else self.G
-        with torch.no_grad():
-            albedo = generator(sample.ws)
-        estimate = self.estimator(sample.image, truth=sample.truth)
-        out, mask = self._render(estimate, albedo)
         targets = self._landmark_targets(sample) if self.shape_weights.landmark > 0 else None
-        terms = self.shape_loss(out, mask, sample.image, estimate, targets)
+
+        def terms_of(c: slice) -> dict[str, torch.Tensor]:
+            with torch.no_grad():
+                albedo = generator(sample.ws[c])
+            truth = sample.truth[c] if sample.truth is not None else None
+            estimate = self.estimator(sample.image[c], truth=truth)
+            out, mask = self._render(estimate, albedo)
+            chunk_targets = None
+            if targets is not None:
+                chunk_targets = (targets[0][c], None if targets[1] is None else targets[1][c])
+            return self.shape_loss(out, mask, sample.image[c], estimate, chunk_targets)
+
+        # with real photos: teacher terms x (1 - fraction) + real-photo terms x fraction (logged as ``real_*``)
+        teacher_share = 1.0 - real_fraction if real is not None else 1.0
+        parts = [(teacher_share * (c.stop - c.start) / n, partial(terms_of, c)) for c in self.micro_batches(n)]
         if real is not None:
-            terms = self._mix_real_terms(terms, real, real_fraction, generator)
-        self._check(terms, "shape")
-        self._step(opt_s, sum(terms.values()), counted=True)
+            parts.append((real_fraction, partial(self._real_terms, real, generator)))
+        terms = self._step(opt_s, parts, "shape", counted=True)
         self._log_terms("train/shape", terms, n)
 
-    def _mix_real_terms(self, terms: dict[str, torch.Tensor], real: Any, fraction: float,
-                        generator: nn.Module) -> dict[str, torch.Tensor]:
-        """Teacher terms × (1 - fraction) + real-photo terms × fraction (real ones logged as ``real_*``)."""
+    def _real_terms(self, real: Any, generator: nn.Module) -> dict[str, torch.Tensor]:
+        """Phase-B terms of the real photos (named ``real_*``) with the mean albedo of ``generator``."""
         from albedogan.models.real_faces import mean_albedo, real_face_terms
 
         albedo = mean_albedo(self.teacher, generator, self.device)
         real_terms = real_face_terms(real, self.estimator, albedo, self._render, self.shape_loss)
-        mixed = {k: (1.0 - fraction) * v for k, v in terms.items()}
-        mixed.update({f"real_{k}": fraction * v for k, v in real_terms.items()})
-        return mixed
+        return {f"real_{k}": v for k, v in real_terms.items()}
 
     def _landmark_targets(self, sample: TeacherSample) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         """Phase-B landmark targets from ``landmark_source``: ``(targets (N, K, 2) image NDC, confidence (N, K) or

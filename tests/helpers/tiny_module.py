@@ -45,7 +45,7 @@ def _tiny_defaults(tiny_model_cfg):
         albedo_weights=instantiate(m.albedo_weights), shape_weights=instantiate(m.shape_weights),
         shape_albedo=m.shape_albedo, landmark_source=m.landmark_source, grad_clip_norm=m.grad_clip_norm,
         truncation_psi=m.truncation_psi, detector_kind=m.detector_kind, seed=0, compile=m.compile,
-        compile_backend=m.compile_backend, channels_last=m.channels_last,
+        compile_backend=m.compile_backend, channels_last=m.channels_last, micro_batch=m.micro_batch,
     )
 
 

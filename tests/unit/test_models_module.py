@@ -127,6 +127,8 @@ def test_constructor_validation(head, teacher):
         tiny_module(head, teacher, albedo_weights=_weights(TINY["albedo_weights"], identity=1.0))
     with pytest.raises(ValueError, match="shape_albedo"):
         tiny_module(head, teacher, shape_albedo="best")
+    with pytest.raises(ValueError, match="micro_batch must be >= 1"):
+        tiny_module(head, teacher, micro_batch=0)
 
 
 def test_synthetic_gt_metrics(head):
@@ -376,3 +378,64 @@ def test_compiled_training_matches_eager_and_checkpoints_keep_their_keys(head, t
     assert any(not torch.equal(a[k], v) for k, v in tiny_module(head, teacher, cycle=cycle).state_dict().items()
                if v.is_floating_point())  # it did train
     tiny_module(head, teacher, cycle=cycle).load_state_dict(b, strict=True)
+
+
+def _step_gradients(model: AlbedoGANModule, steps: int, batch_size: int, tmp_path) -> list[list[torch.Tensor]]:
+    """The gradients every optimiser step of ``steps`` training steps applies (one list per step)."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    seen: list[list[torch.Tensor]] = []
+
+    def record(optimizer, args, kwargs):
+        seen.append([p.grad.detach().clone() for g in optimizer.param_groups for p in g["params"]
+                     if p.grad is not None])
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        trainer = pl.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                             default_root_dir=tmp_path)
+        trainer.fit(model, datamodule=LatentDataModule(batch_size=batch_size, z_dim=16))
+    finally:
+        handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("micro_batch", [1, 3])
+def test_micro_batches_accumulate_the_whole_batch_gradient(head, teacher, tmp_path, micro_batch):
+    """model.micro_batch: a batch of 4 run in micro-batches of 1 (or 3 + 1) gives every optimiser step (D with lazy
+    R1, G with the render terms, then the shape step) the whole-batch gradient to <= 1e-5. D's minibatch-std groups
+    are per micro-batch, as in NVIDIA's batch_gpu, so this D uses groups of 1 in both runs; the path-length running
+    mean is per micro-batch (its weight is 0 here, and the next test runs it)."""
+    weights = _weights(TINY["albedo_weights"], path_length=0.0)
+    cycle = (("albedo", 1), ("shape", 1))
+
+    def build(**kwargs):
+        torch.manual_seed(1)  # the same D in both runs (tiny_module seeds the rest)
+        return tiny_module(head, teacher, cycle=cycle, r1_interval=1, albedo_weights=weights,
+                           discriminator=Discriminator(img_resolution=16, channel_base=256, channel_max=16,
+                                                       mbstd_group_size=1), **kwargs)
+
+    whole = _step_gradients(build(), 2, 4, tmp_path / "whole")
+    split = _step_gradients(build(micro_batch=micro_batch), 2, 4, tmp_path / "split")
+    assert len(whole) == len(split) == 3  # D, G, shape
+    for step, (a, b) in enumerate(zip(whole, split)):
+        assert len(a) == len(b) and any(g.abs().max() > 0 for g in a)
+        for ga, gb in zip(a, b):
+            torch.testing.assert_close(gb, ga, atol=1e-5, rtol=1e-4, msg=lambda m, s=step: f"optimiser step {s}: {m}")
+
+
+def test_micro_batches_run_path_length_and_log_the_batch_terms(head, teacher, tmp_path):
+    """With lazy R1 and path length due, micro-batches of 1 train both phases, update the path-length running mean
+    once per micro-batch, and log finite batch terms."""
+    model = tiny_module(head, teacher, cycle=(("albedo", 1), ("shape", 1)), r1_interval=1, pl_interval=1,
+                        micro_batch=1)
+    assert model.micro_batches(3) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    calls = []
+    original = model.path_length.forward
+    model.path_length.forward = lambda *a, **k: calls.append(a[0].shape[0]) or original(*a, **k)
+    trainer = _fit(model, 2, tmp_path)
+    assert calls == [1, 1]  # batch 2 in micro-batches of 1
+    logged = trainer.callback_metrics
+    assert {"train/albedo/r1", "train/albedo/path_length", "train/shape/photometric"} <= set(logged)
+    assert all(torch.isfinite(logged[k]) for k in logged)
