@@ -146,9 +146,9 @@ def main() -> None:
 
     head = HeadModel.synthetic(args.data, n_shape=50, n_exp=20)
     teacher = ProceduralTeacher(head, image_size=args.size, uv_resolution=64, z_dim=64, w_dim=64, num_ws=8,
-                                calibration_samples=256, n_shape_active=20, n_exp_active=10,
-                                yaw_max=math.radians(args.yaw), roll_max=math.radians(args.roll),
-                                light_azimuth_max=1.4, light_intensity_range=(0.6, 0.9), ambient_range=(0.3, 0.5),
+                                calibration_samples=256, coefficients=dict(n_shape_active=20, n_exp_active=10),
+                                pose=dict(yaw_max=math.radians(args.yaw), roll_max=math.radians(args.roll)),
+                                light=dict(azimuth_max=1.4, intensity_range=(0.6, 0.9), ambient_range=(0.3, 0.5)),
                                 seed=args.seed)
     est_net = embedded_world_estimator()[0]
     fitter = FaceFitter(head, **_fit_config(args.fit))

@@ -2,8 +2,9 @@
 experiment=ffhq`` for a few steps of each phase, checkpoint, resume, export, and ``infer.py
 mode=generate|reconstruct|video`` on the result. Runs (``--only``, comma-separated; default all):
 
-* ``b1`` / ``b2``: batch 1 at UV 1024² / batch 2 at UV ``--b2-uv`` (default 512²: batch 2 at 1024² peaks above
-  22 GB on CPU, more than a 24 GB machine has): train 2 steps, resume to 4, export, infer on the export;
+* ``b1`` / ``b2``: batch 1 at UV 1024² / batch 2 at UV ``--b2-uv`` (default 1024²) in micro-batches of
+  ``--b2-micro-batch`` (``model.micro_batch``, default 1: batch 2 in one pass peaks above 22 GB on CPU, more than a
+  24 GB machine has; 0 = one pass): train 2 steps, resume to 4, export, infer on the export;
 * ``uv512``: batch 1 at UV 512², 2 steps, ``mode=generate``;
 * ``ddp``: ``trainer=ddp`` on 2 CPU processes (gloo) at batch 1 per rank, UV ``--ddp-uv`` (default 256²: two
   full-size ranks at 1024² do not fit in 24 GB), one step per phase, validation, image grid, per-rank records
@@ -58,8 +59,9 @@ def _size_mb(path: Path) -> float:
 
 
 def _train(name: str, out: Path, assets: Path, env: dict, batch: int, uv: int, steps: int,
-           resume: Path | None = None, ddp: bool = False) -> dict:
-    """``train.py experiment=ffhq`` at ``batch`` / UV ``uv`` for ``steps`` steps alternating albedo and shape.
+           resume: Path | None = None, ddp: bool = False, micro_batch: int | None = None) -> dict:
+    """``train.py experiment=ffhq`` at ``batch`` / UV ``uv`` for ``steps`` steps alternating albedo and shape, in
+    micro-batches of ``micro_batch`` (None: the whole batch per pass).
 
     ``ddp``: 2 CPU processes (gloo) with the user's ``trainer=ddp`` (its strategy; CPU and fp32 instead of GPU and
     bf16), one validation batch per rank at the last step, an image grid, and
@@ -86,8 +88,11 @@ def _train(name: str, out: Path, assets: Path, env: dict, batch: int, uv: int, s
             f"+callbacks.step_timer={{_target_:albedogan.callbacks.step_timer.StepTimer,path:'{run}/steps.json'}}"]
     if resume is not None:
         args.append(f"ckpt_path={resume}")
+    if micro_batch:
+        args.append(f"model.micro_batch={micro_batch}")
     result = _timed(args, out / f"{name}.log", env)
-    result.update(json.loads((run / "steps.json").read_text())["summary"], batch=batch, uv=uv, steps=steps)
+    result.update(json.loads((run / "steps.json").read_text())["summary"], batch=batch, uv=uv, steps=steps,
+                  micro_batch=micro_batch)
     ckpts = run / "checkpoints"
     result["last_ckpt_mb"] = _size_mb(ckpts / "last.ckpt")
     result["export_mb"] = _size_mb(ckpts / "inference.safetensors")
@@ -103,14 +108,14 @@ def _infer(name: str, out: Path, assets: Path, env: dict, checkpoint: Path, mode
     return _timed(args, out / f"{name}.log", env)
 
 
-def _pipeline(tag: str, batch: int, uv: int, out: Path, assets: Path, env: dict, photo: Path, results: dict,
-              save) -> None:
+def _pipeline(tag: str, batch: int, uv: int, micro_batch: int | None, out: Path, assets: Path, env: dict,
+              photo: Path, results: dict, save) -> None:
     """Batch ``batch`` at UV ``uv``: 2 steps (albedo, shape) -> last.ckpt; resume to 4 steps -> export; then
     ``infer.py mode=generate|reconstruct|video`` on the export (runs ``train_<tag>``, ``resume_<tag>``,
     ``generate_<tag>``, ``reconstruct_<tag>``, ``video_<tag>``)."""
-    results[f"train_{tag}"] = _train(f"train_{tag}", out, assets, env, batch, uv, 2)
+    results[f"train_{tag}"] = _train(f"train_{tag}", out, assets, env, batch, uv, 2, micro_batch=micro_batch)
     save()
-    results[f"resume_{tag}"] = _train(f"resume_{tag}", out, assets, env, batch, uv, 4,
+    results[f"resume_{tag}"] = _train(f"resume_{tag}", out, assets, env, batch, uv, 4, micro_batch=micro_batch,
                                       resume=out / f"train_{tag}" / "checkpoints" / "last.ckpt")
     save()
     export = out / f"resume_{tag}" / "checkpoints" / "inference.safetensors"
@@ -132,8 +137,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "fullsize")
     parser.add_argument("--assets", type=Path, default=None, help="reuse assets written by an earlier run")
     parser.add_argument("--only", default=",".join(RUNS), help=f"comma-separated subset of {RUNS}")
-    parser.add_argument("--b2-uv", type=int, default=512,
-                        help="UV resolution of the batch-2 run (1024² at batch 2 peaks above 22 GB on CPU)")
+    parser.add_argument("--b2-uv", type=int, default=1024, help="UV resolution of the batch-2 run")
+    parser.add_argument("--b2-micro-batch", type=int, default=1,
+                        help="model.micro_batch of the batch-2 run (0 = one pass: above 22 GB on CPU at UV 1024²)")
     parser.add_argument("--ddp-uv", type=int, default=256, help="UV resolution of the 2-rank DDP run")
     args = parser.parse_args(argv)
     out: Path = args.out.resolve()
@@ -160,9 +166,9 @@ def main(argv: list[str] | None = None) -> dict:
         from skimage import data
 
         Image.fromarray(data.astronaut()).save(photo)
-    for tag, batch, uv in (("b1", 1, 1024), ("b2", 2, args.b2_uv)):
+    for tag, batch, uv, micro in (("b1", 1, 1024, None), ("b2", 2, args.b2_uv, args.b2_micro_batch or None)):
         if tag in only:
-            _pipeline(tag, batch, uv, out, assets, env, photo, results, save)
+            _pipeline(tag, batch, uv, micro, out, assets, env, photo, results, save)
     if "uv512" in only:
         results["train_uv512"] = _train("train_uv512", out, assets, env, 1, 512, 2)
         save()

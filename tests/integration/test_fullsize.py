@@ -1,6 +1,6 @@
 """Full-size dry run (slow; ``make test-fullsize``): official-format assets at the paper's sizes with random weights,
-``train.py experiment=ffhq`` at batch 1 (UV 1024²) and batch 2 (UV 512²: batch 2 at 1024² peaks above 22 GB on CPU)
-for both phases, checkpoint, resume, export, ``infer.py mode=generate|reconstruct|video`` on each export, and batch 1
+``train.py experiment=ffhq`` at batch 1 and batch 2 (UV 1024²; batch 2 in micro-batches of 1, ``model.micro_batch``:
+in one pass it peaks above 22 GB on CPU) for both phases, checkpoint, resume, export, ``infer.py mode=generate|reconstruct|video`` on each export, and batch 1
 at UV 512² — see ``scripts/fullsize_dry_run.py`` (the 2-rank DDP run: ``test_fullsize_ddp.py``). ``FULLSIZE_OUT`` keeps the
 outputs (default: a temp dir); ``FULLSIZE_ASSETS`` reuses assets written by an earlier run."""
 
@@ -29,7 +29,8 @@ def test_fullsize_dry_run(tmp_path):
     # both phases ran at batch 1 and 2; resume continued from step 2 to 4
     for run in ("train_b1", "resume_b1", "train_b2", "resume_b2", "train_uv512"):
         assert results[run]["albedo_steps"] >= 1 and results[run]["shape_steps"] >= 1, run
-    for tag, uv in (("b1", 1024), ("b2", 512)):
+    assert results["train_b2"]["micro_batch"] == 1 and results["train_b2"]["batch"] == 2
+    for tag, uv in (("b1", 1024), ("b2", 1024)):
         steps = json.loads((out / f"resume_{tag}" / "steps.json").read_text())["steps"]
         assert [s["step"] for s in steps] == [3, 4], tag
         # paper-size albedo textures from each export; reconstruct and video ran on it
