@@ -31,12 +31,19 @@ COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:
-    """Rows of the run's ``metrics.csv`` (the CSV logger's file under ``run_dir``)."""
-    files = sorted(run_dir.rglob("metrics.csv"))
+    """Rows of the run's ``metrics.csv`` files (the CSV logger's, one ``version_<k>`` per start: a resumed run adds
+    one), in step order; where versions overlap (a resume from an earlier checkpoint) the later one wins."""
+    files = sorted(run_dir.rglob("metrics.csv"), key=lambda p: (len(p.parent.name), p.parent.name, str(p)))
     if not files:
         raise FileNotFoundError(f"no metrics.csv under {run_dir}; run with logger=csv")
-    with open(files[-1]) as f:
-        return list(csv.DictReader(f))
+    rows: list[dict[str, str]] = []
+    for path in files:
+        with open(path) as f:
+            part = [r for r in csv.DictReader(f) if r.get("step")]
+        if part:
+            first = min(int(r["step"]) for r in part)
+            rows = [r for r in rows if int(r["step"]) < first] + part
+    return rows
 
 
 def series(rows: list[dict[str, str]], key: str) -> list[tuple[int, float]]:

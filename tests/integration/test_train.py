@@ -227,6 +227,14 @@ def test_learning_curves_script(tmp_path):
     assert numbers["albedo_error_target x100"]["first"] == (0, pytest.approx(6.0))
     assert (tmp_path / "pre" / "curves" / "estimator.png").is_file()
     assert (tmp_path / "pre" / "curves" / "estimator_pixels.png").is_file()
+    # a resumed run: version_1 continues version_0 (from an earlier checkpoint: its rows from step 60 win)
+    resumed = tmp_path / "pre" / "csv" / "version_1"
+    resumed.mkdir()
+    rows = [rows[0]] + [f"{s},0.1,0.9,0.8,0.7,1.0,0.05" for s in range(60, 130, 10)]
+    (resumed / "metrics.csv").write_text("\n".join(rows) + "\n")
+    numbers = lc.main([str(tmp_path / "pre")])
+    assert numbers["pose"]["first"] == (0, pytest.approx(1.0)) and numbers["pose"]["last"] == (120, pytest.approx(0.1))
+    assert [s for s, _ in lc.series(lc.read_metrics(tmp_path / "pre"), "val/pose_error")] == list(range(0, 130, 10))
 
 
 def test_wandb_offline_logs_grids_and_meshes(project_root, synthetic_data_dir, tmp_path):
