@@ -124,7 +124,10 @@ def _pipeline(tag: str, batch: int, uv: int, micro_batch: int | None, out: Path,
     save()
     results[f"reconstruct_{tag}"] = _infer(f"reconstruct_{tag}", out, assets, env, export,
                                            ["mode=reconstruct", f"input={photo}", "mode.invert.steps=2",
-                                            "render_size=1024"])
+                                            "render_size=1024",
+                                            # random-weight assets cannot fit a real face (NME ~0.57): the run checks
+                                            # sizes and memory, so a poor fit must not fail it
+                                            "mode.fail_nme=1000"])
     save()
     results[f"video_{tag}"] = _infer(f"video_{tag}", out, assets, env, export,
                                      ["mode=video", "mode.kinds=[turntable]", "mode.seeds=[0]", "mode.frames=4",
