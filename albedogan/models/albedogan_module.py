@@ -45,8 +45,8 @@ rebuilt-from-config parts (teacher, head model, identity and perceptual networks
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import partial
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Literal
 
 import pytorch_lightning as pl
@@ -390,6 +390,12 @@ class AlbedoGANModule(pl.LightningModule):
         size = self.micro_batch or n
         return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
+    def _parts(self, n: int, terms_of: Callable[[slice], dict[str, torch.Tensor]], scale: float = 1.0
+               ) -> list[tuple[float, Callable[[], dict[str, torch.Tensor]]]]:
+        """:meth:`_step`'s parts for a batch of ``n``: ``terms_of`` on each micro-batch, weighted by ``scale`` times
+        the micro-batch's share of the batch."""
+        return [(scale * (c.stop - c.start) / n, partial(terms_of, c)) for c in self.micro_batches(n)]
+
     def _step(self, opt: Any, parts: Iterable[tuple[float, Callable[[], dict[str, torch.Tensor]]]], phase: str,
               counted: bool) -> dict[str, torch.Tensor]:
         """One optimiser step accumulated over ``parts``.
@@ -478,7 +484,6 @@ class AlbedoGANModule(pl.LightningModule):
         trust = resize_uv(target.weight, self.uv_resolution).detach()
         ws = sample.ws.detach()
         estimate = estimate.detach()
-        chunks = self.micro_batches(n)
 
         # ---- D step (+ lazy R1 on the targets)
         def d_terms_of(c: slice) -> dict[str, torch.Tensor]:
@@ -489,8 +494,7 @@ class AlbedoGANModule(pl.LightningModule):
 
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
-        d_terms = self._step(opt_d, [((c.stop - c.start) / n, partial(d_terms_of, c)) for c in chunks], "albedo",
-                             counted=False)
+        d_terms = self._step(opt_d, self._parts(n, d_terms_of), "albedo", counted=False)
 
         # ---- G step (+ lazy path length)
         def g_terms_of(c: slice) -> dict[str, torch.Tensor]:
@@ -507,8 +511,7 @@ class AlbedoGANModule(pl.LightningModule):
 
         self.D.requires_grad_(False)
         self.G.requires_grad_(True)
-        g_terms = self._step(opt_g, [((c.stop - c.start) / n, partial(g_terms_of, c)) for c in chunks], "albedo",
-                             counted=True)
+        g_terms = self._step(opt_g, self._parts(n, g_terms_of), "albedo", counted=True)
         self.G.requires_grad_(False)
 
         world = int(getattr(self.trainer, "world_size", 1) or 1)
@@ -536,7 +539,7 @@ class AlbedoGANModule(pl.LightningModule):
 
         # with real photos: teacher terms x (1 - fraction) + real-photo terms x fraction (logged as ``real_*``)
         teacher_share = 1.0 - real_fraction if real is not None else 1.0
-        parts = [(teacher_share * (c.stop - c.start) / n, partial(terms_of, c)) for c in self.micro_batches(n)]
+        parts = self._parts(n, terms_of, teacher_share)
         if real is not None:
             parts.append((real_fraction, partial(self._real_terms, real, generator)))
         terms = self._step(opt_s, parts, "shape", counted=True)

@@ -36,11 +36,11 @@ def _weights(record, **changes):
     return dataclasses.replace(record, **changes)
 
 
-def _fit(model: AlbedoGANModule, steps: int, tmp_path) -> pl.Trainer:
+def _fit(model: AlbedoGANModule, steps: int, tmp_path, batch_size: int = 2) -> pl.Trainer:
     trainer = pl.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                          default_root_dir=tmp_path)
-    trainer.fit(model, datamodule=LatentDataModule(batch_size=2, z_dim=16))
+    trainer.fit(model, datamodule=LatentDataModule(batch_size=batch_size, z_dim=16))
     return trainer
 
 
@@ -392,10 +392,7 @@ def _step_gradients(model: AlbedoGANModule, steps: int, batch_size: int, tmp_pat
 
     handle = register_optimizer_step_pre_hook(record)
     try:
-        trainer = pl.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                             default_root_dir=tmp_path)
-        trainer.fit(model, datamodule=LatentDataModule(batch_size=batch_size, z_dim=16))
+        _fit(model, steps, tmp_path, batch_size)
     finally:
         handle.remove()
     return seen
