@@ -29,6 +29,7 @@ from torch import nn
 
 from albedogan.fitting.landmark_flame import landmark_flame
 from albedogan.fitting.masks import skin_mask_from_landmarks
+from albedogan.fitting.optim import PackedAdam
 from albedogan.flame.head import HeadModel
 from albedogan.losses.landmark import eye_closure_loss, landmark_loss, lip_distance_loss
 from albedogan.losses.regularizers import l2_regularizer, light_regularizer
@@ -228,20 +229,17 @@ class FaceFitter(nn.Module):
             names = [k for k in FIT_PARAMETERS if k in stage.lr]
             if not names or stage.iters == 0:
                 continue
-            leaves = {k: var[k].detach().clone().requires_grad_(True) for k in names}
-            var.update(leaves)
-            opt = torch.optim.Adam([{"params": [leaves[k]], "lr": float(stage.lr[k])} for k in names])
+            opt = PackedAdam({k: var[k] for k in names}, stage.lr)
             for _ in range(int(stage.iters)):
                 with torch.enable_grad():
+                    var.update(opt.values())
                     terms = self._losses(params(), camera(), var, target, full, landmark_confidence,
                                          small if stage.photometric else None, skin, level0)
                     total = sum(w[k] * v for k, v in terms.items())
-                    opt.zero_grad(set_to_none=True)
                     total.backward()
                 opt.step()
+            var.update({k: v.detach() for k, v in opt.values().items()})
             record.update({f"{stage.name}/{k}": float(v.detach()) for k, v in terms.items()})
-            for k in names:
-                var[k] = var[k].detach()
 
         with torch.no_grad():
             cam = camera()

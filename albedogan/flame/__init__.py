@@ -9,6 +9,7 @@ from albedogan.flame.landmarks import (
     contour_rows,
     contour_yaw_degrees,
     now_landmarks,
+    rotation_yaw_degrees,
 )
 from albedogan.flame.lbs import batch_rodrigues, blend_shapes, lbs, pose_features, rigid_transforms, vertices2joints
 
@@ -24,5 +25,6 @@ __all__ = [
     "now_landmarks",
     "pose_features",
     "rigid_transforms",
+    "rotation_yaw_degrees",
     "vertices2joints",
 ]

@@ -16,8 +16,8 @@ from torch import nn
 
 from albedogan.assets.flame_model import FlameModelData, load_flame_model
 from albedogan.assets.landmark_embedding import LandmarkEmbedding, load_landmark_embedding
-from albedogan.flame.landmarks import barycentric_landmarks, contour_rows, contour_yaw_degrees, now_landmarks
-from albedogan.flame.lbs import lbs
+from albedogan.flame.landmarks import barycentric_landmarks, contour_rows, now_landmarks, rotation_yaw_degrees
+from albedogan.flame.lbs import batch_rodrigues, lbs
 from albedogan.structures import FlameOutput, FlameParams
 from albedogan.utils.precision import fp32_island
 from albedogan.utils.shapes import assert_shape
@@ -158,17 +158,21 @@ class FLAME(nn.Module):
                     f"{self.v_template.device}; call params.to(...) or flame.to(...) first"
                 )
         coeffs = torch.cat([params.shape, params.expression], dim=1)  # (N, n_shape + n_exp)
+        pose = params.full_pose
+        rot_mats = batch_rodrigues(pose.reshape(n_batch, -1, 3))  # (N, 5, 3, 3): global, neck, jaw, eyes
         vertices, joints = lbs(
             coeffs,
-            params.full_pose,
+            pose,
             self.v_template,
             self.shapedirs,
             self.posedirs,
             self.J_regressor,
             self.parents,
             self.lbs_weights,
+            rot_mats=rot_mats,
         )
-        rows = contour_rows(contour_yaw_degrees(params.global_pose, params.neck_pose))  # (N,)
+        with torch.no_grad():  # the row choice is piecewise constant: no graph for it
+            rows = contour_rows(rotation_yaw_degrees(rot_mats[:, 0] @ rot_mats[:, 1]))  # (N,)
         dyn_faces = self.dynamic_lmk_faces_idx[rows]  # (N, 17)
         dyn_bary = self.dynamic_lmk_bary_coords[rows]  # (N, 17, 3)
         static_faces = self.static_lmk_faces_idx.expand(n_batch, -1)  # (N, 51)

@@ -27,6 +27,7 @@ __all__ = [
     "contour_yaw_degrees",
     "landmarks5_from_68",
     "now_landmarks",
+    "rotation_yaw_degrees",
 ]
 
 NOW_LANDMARK_ROWS = (19, 22, 25, 28, 16, 31, 37)
@@ -45,7 +46,11 @@ def contour_yaw_degrees(global_pose: torch.Tensor, neck_pose: torch.Tensor) -> t
     Returns:
         (N,) yaw in degrees (float, same dtype), not yet rounded.
     """
-    rot = batch_rodrigues(global_pose) @ batch_rodrigues(neck_pose)  # (N, 3, 3)
+    return rotation_yaw_degrees(batch_rodrigues(global_pose) @ batch_rodrigues(neck_pose))
+
+
+def rotation_yaw_degrees(rot: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 3) head rotation R = R_global·R_neck -> (N,) yaw in degrees, ``degrees(atan2(−R20, √(R00² + R10²)))``."""
     cos_term = torch.sqrt(rot[:, 0, 0] ** 2 + rot[:, 1, 0] ** 2)
     return torch.rad2deg(torch.atan2(-rot[:, 2, 0], cos_term))
 

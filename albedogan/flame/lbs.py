@@ -7,14 +7,21 @@ Positions are metres in FLAME's model frame (+Y up, +Z out of the face). Rotatio
 
 from __future__ import annotations
 
+import math
+from typing import Optional
+
 import torch
-from pytorch3d.transforms import axis_angle_to_matrix
 
 __all__ = ["batch_rodrigues", "blend_shapes", "vertices2joints", "pose_features", "rigid_transforms", "lbs"]
 
 
 def batch_rodrigues(axis_angle: torch.Tensor) -> torch.Tensor:
     """Axis-angle vectors to rotation matrices (Rodrigues), finite value and gradient at zero rotation.
+
+    Closed form ``R = cos θ · I + sinc(θ) [v]× + ½ sinc²(θ/2) · v vᵀ`` with ``v`` the (unnormalised) axis-angle and
+    ``θ = |v|``: the same matrices as pytorch3d's ``axis_angle_to_matrix`` (to float rounding) in a handful of ops,
+    which matters in the fitter's small-batch loops. ``½ sinc²(θ/2) = (1 − cos θ)/θ²`` without its cancellation at
+    small angles; ``θ`` carries a 1e-30 floor under the square root so ``∂θ/∂v = v/θ`` is 0, not NaN, at ``v = 0``.
 
     Args:
         axis_angle: (..., 3) float axis-angle, radians.
@@ -24,7 +31,15 @@ def batch_rodrigues(axis_angle: torch.Tensor) -> torch.Tensor:
     """
     if axis_angle.shape[-1] != 3:
         raise ValueError(f"batch_rodrigues: expected (..., 3) axis-angles, got shape {tuple(axis_angle.shape)}")
-    return axis_angle_to_matrix(axis_angle)
+    theta = torch.sqrt((axis_angle * axis_angle).sum(-1) + 1e-30)[..., None, None]  # (..., 1, 1)
+    sin_c = torch.sinc(theta / math.pi)  # sin θ / θ
+    cos_c = 0.5 * torch.sinc(theta / (2 * math.pi)) ** 2  # (1 - cos θ) / θ²
+    x, y, z = axis_angle.unbind(-1)
+    zero = torch.zeros_like(x)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).unflatten(-1, (3, 3))  # [v]×
+    outer = axis_angle[..., :, None] * axis_angle[..., None, :]  # v vᵀ
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    return torch.cos(theta) * eye + sin_c * skew + cos_c * outer
 
 
 def blend_shapes(coeffs: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
@@ -109,6 +124,7 @@ def lbs(
     J_regressor: torch.Tensor,
     parents: torch.Tensor,
     lbs_weights: torch.Tensor,
+    rot_mats: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Shape + pose blendshapes, then linear blend skinning (the SMPL/FLAME model equation).
 
@@ -125,6 +141,7 @@ def lbs(
         J_regressor: (J, V) joint regressor.
         parents: (J,) long kinematic tree.
         lbs_weights: (V, J) skinning weights, rows summing to 1.
+        rot_mats: optional (N, J, 3, 3) ``batch_rodrigues`` of ``pose``, when the caller needs them too.
 
     Returns:
         vertices: (N, V, 3) posed vertices, metres.
@@ -134,7 +151,8 @@ def lbs(
     n_joints = J_regressor.shape[0]
     v_shaped = v_template + blend_shapes(coeffs, shapedirs)  # (N, V, 3)
     joints = vertices2joints(J_regressor, v_shaped)  # (N, J, 3)
-    rot_mats = batch_rodrigues(pose.reshape(n_batch, n_joints, 3))  # (N, J, 3, 3)
+    if rot_mats is None:
+        rot_mats = batch_rodrigues(pose.reshape(n_batch, n_joints, 3))  # (N, J, 3, 3)
     v_posed = v_shaped + torch.einsum("np,vcp->nvc", pose_features(rot_mats), posedirs)
     posed_joints, transforms = rigid_transforms(rot_mats, joints, parents)  # (N, J, 3), (N, J, 3, 4)
     eye = torch.eye(3, dtype=transforms.dtype, device=transforms.device)

@@ -41,11 +41,14 @@ def texture_to_uint8(texture: ArrayLike) -> np.ndarray:
 
 
 def save_png(path: str | os.PathLike, image: ArrayLike) -> Path:
-    """Write an RGB image ((3, H, W) / (H, W, 3) float in [0, 1], or (H, W, 3) uint8) as PNG, atomically."""
+    """Write an RGB image ((3, H, W) / (H, W, 3) float in [0, 1], or (H, W, 3) uint8) as PNG, atomically.
+
+    zlib level 1: lossless like any level; ~3x faster to write than PIL's default 6 for ~10% larger files (a 512²
+    photo)."""
     arr = _np(image)
     rgb = arr if arr.dtype == np.uint8 else texture_to_uint8(arr)
     with atomic_open(path, "wb") as fh:
-        Image.fromarray(rgb, mode="RGB").save(fh, format="PNG")
+        Image.fromarray(rgb, mode="RGB").save(fh, format="PNG", compress_level=1)
     return Path(path)
 
 
