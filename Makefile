@@ -13,7 +13,12 @@ export OMP_NUM_THREADS ?= 2
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
+# the pinned stack takes ~6.5 GB in .venv (torch's CUDA wheels from PyPI) plus pip's temporary files
+INSTALL_FREE_GB := 8
 $(STAMP): requirements.txt
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); if [ "$$free" -lt $(INSTALL_FREE_GB) ]; then \
+		echo "make install: only $${free} GB free on $$(df -P . | awk 'NR==2 {print $$6}'); the pinned stack needs about $(INSTALL_FREE_GB) GB (free some space, e.g. old clones' .venv folders)"; \
+	fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -r requirements.txt
