@@ -25,7 +25,7 @@ from albedogan.cli.rules import ENTRY_GROUPS, rule_for
 from albedogan.cli.validate import (CONF_DIR, Problem, check_output_dir, entry_groups, mode_file_keys, validate,
                                     validate_targets)
 
-__all__ = ["exit_with", "guarded", "launch", "preflight"]
+__all__ = ["exit_with", "guarded", "launch", "launcher_rank", "preflight", "rank_overrides"]
 
 #: set once :func:`launch` has validated the single run in this process (the task then skips stage 1)
 _PREFLIGHT_DONE = False
@@ -184,6 +184,33 @@ def preflight(entry: str, overrides: Sequence[str], run: bool = True) -> list[Pr
     return problems
 
 
+def launcher_rank(env: Optional[dict] = None) -> int:
+    """This process's global rank as an external launcher set it (torchrun: ``RANK``, SLURM ``srun``:
+    ``SLURM_PROCID``); 0 when neither is set or readable."""
+    env = os.environ if env is None else env
+    for var in ("RANK", "SLURM_PROCID"):
+        value = str(env.get(var, "")).strip()
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def rank_overrides(argv: Sequence[str], entry: str, rank: int) -> list[str]:
+    """Hydra overrides for a process of rank > 0 started by torchrun / srun (each rank runs ``train.py`` itself):
+    no ``.hydra/`` folder (rank 0 writes it: the same files from every rank would be written concurrently) and a job
+    log of its own (``<entry>_rank<k>.log``), as Lightning's own DDP launcher arranges for the processes it starts.
+    Overrides the user already gave win."""
+    if rank <= 0:
+        return []
+    given = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
+    extra = []
+    if "hydra.output_subdir" not in given:
+        extra.append("hydra.output_subdir=null")
+    if "hydra.job_logging.handlers.file.filename" not in given:
+        extra.append(f"hydra.job_logging.handlers.file.filename=${{hydra.runtime.output_dir}}/{entry}_rank{rank}.log")
+    return extra
+
+
 def launch(task_function: Callable[[], Any], entry: str) -> None:
     """Validate the command line of ``entry`` (``infer`` | ``train``), then call the ``@hydra.main`` function."""
     global _PREFLIGHT_DONE
@@ -191,6 +218,7 @@ def launch(task_function: Callable[[], Any], entry: str) -> None:
 
     register_resolvers()
     sys.argv[1:] = _take_debug_flag(sys.argv[1:])
+    sys.argv[1:] += rank_overrides(sys.argv[1:], entry, launcher_rank())
     args = get_args_parser().parse_args(sys.argv[1:])
     overrides = list(args.overrides or [])
     skip = args.hydra_help or args.info or args.shell_completion or args.experimental_rerun

@@ -197,9 +197,9 @@ class EstimatorPretrainModule(pl.LightningModule):
             raise FloatingPointError(f"non-finite pre-training loss at step {self.global_step}: "
                                      f"{ {k: float(v) for k, v in errors.items()} }")
         n = sample.image.shape[0]
-        self.log("train/loss", loss.detach(), batch_size=n, prog_bar=True)
+        self.log("train/loss", loss.detach(), batch_size=n, prog_bar=True, sync_dist=True)  # mean over ranks
         for part, value in errors.items():
-            self.log(f"train/{part}", value.detach(), batch_size=n)
+            self.log(f"train/{part}", value.detach(), batch_size=n, sync_dist=True)
         return loss
 
     def validation_step(self, batch: LatentSample, batch_idx: int) -> None:

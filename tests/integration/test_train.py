@@ -178,6 +178,39 @@ def test_ddp_two_cpu_processes(project_root, synthetic_data_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_torchrun_two_ranks_write_one_hydra_folder(project_root, synthetic_data_dir, tmp_path):
+    """Under torchrun every rank runs train.py itself: only rank 0 writes ``.hydra/`` and the run's log; rank 1
+    logs to ``train_rank1.log`` (albedogan.cli.launch.rank_overrides) and the run trains to its last step."""
+    run_dir = tmp_path / "run"
+    out = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533", "train.py",
+         "experiment=debug", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+         "trainer.precision=32-true", "trainer.max_steps=2", f"paths.log_dir={tmp_path}",
+         f"paths.data_dir={synthetic_data_dir}", "callbacks.rich_progress_bar=null", f"output_dir={run_dir}"],
+        cwd=project_root, capture_output=True, text=True, timeout=600, env=ENV,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(p.name for p in (run_dir / ".hydra").iterdir()) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
+    overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert "output_subdir" not in overrides  # rank 0's own command line
+    assert (run_dir / "train.log").is_file() and (run_dir / "train_rank1.log").is_file()
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == 2
+
+
+def test_rank_overrides_for_external_launchers():
+    from albedogan.cli.launch import launcher_rank, rank_overrides
+
+    assert launcher_rank({"RANK": "3"}) == 3 and launcher_rank({"SLURM_PROCID": "1"}) == 1
+    assert launcher_rank({}) == 0 and launcher_rank({"RANK": "x"}) == 0
+    assert rank_overrides(["experiment=ffhq"], "train", 0) == []
+    extra = rank_overrides(["experiment=ffhq"], "train", 2)
+    assert extra[0] == "hydra.output_subdir=null" and extra[1].endswith("/train_rank2.log")
+    assert rank_overrides(["hydra.output_subdir=.r1", "hydra.job_logging.handlers.file.filename=x.log"], "train",
+                          1) == []
+
+
+@pytest.mark.slow
 def test_multirun_sweep_completes_both_jobs(project_root, synthetic_data_dir, tmp_path):
     out = subprocess.run(
         [sys.executable, "train.py", "-m", "experiment=debug", "model.lr_g=1e-3,2e-3", "trainer.max_steps=3",
