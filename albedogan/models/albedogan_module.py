@@ -441,6 +441,17 @@ class AlbedoGANModule(pl.LightningModule):
         phase_step = self.schedule.step_in_phase(step)
         return self.albedo_loss.r1_due(phase_step), self.albedo_loss.pl_due(phase_step)
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Forget the previous steps' training metrics before this step logs its own.
+
+        Lightning keeps the last value of every ``self.log`` name for the whole epoch and hands it to the loggers at
+        each logging step, so the albedo terms would reappear, unchanged, at shape-phase steps (and vice versa) in
+        the CSV / W&B logs. Only the names this step logs reach the loggers.
+        """
+        results = getattr(self.trainer, "_results", None)  # Lightning's running result collection (pinned 2.6)
+        if results is not None:
+            results.reset(metrics=False, fx="training_step")
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """One batch -> one phase step (see the module docstring).
 

@@ -436,3 +436,22 @@ def test_micro_batches_run_path_length_and_log_the_batch_terms(head, teacher, tm
     logged = trainer.callback_metrics
     assert {"train/albedo/r1", "train/albedo/path_length", "train/shape/photometric"} <= set(logged)
     assert all(torch.isfinite(logged[k]) for k in logged)
+
+
+def test_loggers_get_only_the_terms_of_the_step_s_phase(head, teacher, tmp_path):
+    """Lightning re-emits the last value of every logged name at each logging step; the module drops the previous
+    steps' terms, so a shape-phase row of the CSV log carries no (stale) albedo terms and vice versa."""
+    import csv
+
+    from pytorch_lightning.loggers import CSVLogger
+
+    model = tiny_module(head, teacher, cycle=(("albedo", 1), ("shape", 1)))
+    trainer = pl.Trainer(max_steps=4, accelerator="cpu", devices=1, logger=CSVLogger(tmp_path, name="csv"),
+                         log_every_n_steps=1, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(model, datamodule=LatentDataModule(batch_size=2, z_dim=16))
+    rows = [r for r in csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))) if r.get("train/phase")]
+    assert [r["train/phase"] for r in rows] == ["0.0", "1.0", "0.0", "1.0"]
+    for r in rows:
+        phases = {k.split("/")[1] for k, v in r.items() if v and k.startswith(("train/albedo/", "train/shape/"))}
+        assert phases == ({"albedo"} if r["train/phase"] == "0.0" else {"shape"}), r
