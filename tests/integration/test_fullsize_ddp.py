@@ -62,8 +62,8 @@ def check_ddp_run(out: Path, results: dict) -> None:
     assert "val/photometric" in names
     differs = False
     for name in names:
-        # Lightning repeats a step metric's last value on later rows until it is logged again: compare the distinct
-        # values, in order
+        # compare the distinct values, in order (Lightning would repeat a step metric's last value on later rows;
+        # AlbedoGANModule.on_train_batch_start drops them, and logs written before that still have them)
         values = list(dict.fromkeys(logged[name]))
         assert len(raw[0][name]) == len(raw[1][name]) == len(values), (name, raw[0][name], raw[1][name], values)
         for a, b, mean in zip(raw[0][name], raw[1][name], values):
