@@ -165,18 +165,20 @@ class FacePipeline(nn.Module):
 
     @torch.no_grad()
     def render(self, estimate: FaceEstimate, albedo: torch.Tensor, cam: Optional[torch.Tensor] = None,
-               light: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                                                 torch.Tensor]:
+               light: Optional[torch.Tensor] = None, interior: Optional[torch.Tensor] = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Render the fit: returns (vertices (N, V, 3), shaded (N, 3, S, S), unlit (N, 3, S, S), alpha, landmarks).
 
         ``cam``/``light`` override the estimate's camera (N, 3) and SH light (N, 9, 3) (e.g. for turntables);
+        ``interior`` (N, 3) colours the inside of the head seen through the parted lips (``FaceRenderer``);
         renders are composited over white.
         """
         out = self.head(estimate.params)
         camera = WeakPerspectiveCamera(estimate.cam if cam is None else cam)
         sh = estimate.light if light is None else light
-        shaded = self.renderer.render_world(out.vertices, camera, albedo, sh, landmarks=out.landmarks2d)
-        flat = self.renderer(camera.transform_points(out.vertices), albedo, None)
+        shaded = self.renderer.render_world(out.vertices, camera, albedo, sh, landmarks=out.landmarks2d,
+                                            interior=interior)
+        flat = self.renderer(camera.transform_points(out.vertices), albedo, None, interior=interior)
         alpha = shaded.alpha
         white = 1 - alpha
         return (out.vertices, (shaded.image + white).clamp(0, 1), (flat.image + white).clamp(0, 1), alpha,

@@ -52,6 +52,7 @@ from albedogan.datamodules.landmarks import (
     roll_degrees,
 )
 from albedogan.fitting import FaceFitter, FitResult
+from albedogan.fitting.masks import inner_mouth_mask_from_landmarks
 from albedogan.flame.landmarks import contour_yaw_degrees
 from albedogan.inference.export import save_png, texture_to_uint8
 from albedogan.inference.generate import write_face
@@ -70,6 +71,7 @@ __all__ = [
     "find_faces",
     "fit_photo",
     "invert_latent",
+    "mouth_interior_colour",
     "noise_regularization",
     "overlay_fit",
     "rotate_image",
@@ -593,6 +595,27 @@ def fit_crops(pipeline: FacePipeline, fitter: FaceFitter, images: torch.Tensor, 
     return result.estimate, result
 
 
+def mouth_interior_colour(images: torch.Tensor, landmarks: torch.Tensor, min_area: float = 4.0) -> torch.Tensor:
+    """What the photo shows between the lips, for the inside of the head the render sees through parted lips.
+
+    Args:
+        images: (N, 3, S, S) float [0, 1] crops.
+        landmarks: (N, 68, 2) detected landmarks in the crops' image NDC.
+        min_area: pixels the inner-lip polygon (60-67) must cover to be averaged; a closed mouth takes the mean
+            colour along the inner lip line (the dark seam between the lips) instead.
+
+    Returns:
+        (N, 3) colours in [0, 1].
+    """
+    size = images.shape[-1]
+    mask = inner_mouth_mask_from_landmarks(ndc_to_pixels(landmarks, size), size).to(images.dtype)  # (N, 1, S, S)
+    area = mask.sum((2, 3))  # (N, 1)
+    opening = (images * mask).sum((2, 3)) / area.clamp_min(1.0)  # (N, 3)
+    seam = F.grid_sample(images, landmarks[:, None, 60:68].to(images.dtype), mode="bilinear",
+                         align_corners=False)[:, :, 0].mean(-1)  # (N, 3): image NDC is grid_sample's convention
+    return torch.where(area >= min_area, opening, seam).clamp(0, 1)
+
+
 @dataclass(frozen=True)
 class PhotoFit:
     """The fit of the largest face of a photo (:func:`fit_photo`).
@@ -674,7 +697,9 @@ def _reconstruct_one(path: Path, ctx: _RunContext) -> Outcome:
                 seen = resize_uv(target.weight, r).clamp(0, 1)
                 generated = seen * resize_uv(albedo, r) + (1 - seen) * generated
             albedo = generated
-        vertices, shaded, flat, alpha, lmk = pipeline.render(estimate, albedo)
+        interior = mouth_interior_colour(fc.images, targets) if targets is not None and targets.shape[1] == 68 \
+            else None
+        vertices, shaded, flat, alpha, lmk = pipeline.render(estimate, albedo, interior=interior)
         result = FaceResult(image=fc.images, ws=ws, z=None, estimate=estimate, albedo=albedo, vertices=vertices,
                             render=shaded, albedo_render=flat, alpha=alpha, landmarks=lmk)
         records, failures = [], []
@@ -693,7 +718,10 @@ def _reconstruct_one(path: Path, ctx: _RunContext) -> Outcome:
             write_face(folder, result, k, pipeline.head.faces, pipeline.head.verts_uvs, pipeline.head.faces_uvs,
                        ctx.uv_resolution, extra={"source": name, "detection_box": det.box,
                                                  "landmarks5": det.landmarks5, "crop_matrix": np.asarray(crop.matrix),
-                                                 "rotation": found.rotation}, glb=ctx.glb, image_name="crop.png",
+                                                 "rotation": found.rotation,
+                                                 **({} if interior is None else
+                                                    {"mouth_interior": interior[k].cpu().numpy()})},
+                       glb=ctx.glb, image_name="crop.png",
                        detail=getattr(pipeline.estimator, "detail", None))
             targets_k = None if targets is None else targets[k]
             overlay = overlay_fit(fc.images[k], shaded[k], alpha[k], lmk[k], targets=targets_k)

@@ -119,7 +119,8 @@ def _light(direction: Sequence[float], intensity: float, ambient: float, ref: to
 
 @torch.no_grad()
 def render_orbit(renderer: FaceRenderer, vertices: torch.Tensor, albedo: torch.Tensor, angles: torch.Tensor,
-                 light: torch.Tensor, margin: float = 0.08, batch_size: int = 8) -> np.ndarray:
+                 light: torch.Tensor, margin: float = 0.08, batch_size: int = 8,
+                 interior: Optional[torch.Tensor] = None) -> np.ndarray:
     """Render one mesh along an orbit.
 
     Args:
@@ -130,6 +131,8 @@ def render_orbit(renderer: FaceRenderer, vertices: torch.Tensor, albedo: torch.T
         light: (1, 9, 3) SH light in the camera frame (the light stays put while the head turns).
         margin: framing margin (fraction of the NDC half-extent).
         batch_size: frames per render call.
+        interior: optional (1, 3) colour of the inside of the head seen through the parted lips
+            (:class:`FaceRenderer`).
 
     Returns:
         (T, H, W, 3) uint8 frames over a white background.
@@ -145,15 +148,18 @@ def render_orbit(renderer: FaceRenderer, vertices: torch.Tensor, albedo: torch.T
         verts = torch.einsum("bij,vj->bvi", r, local)  # (B, V, 3)
         b = verts.shape[0]
         rendered = renderer.render_world(verts, WeakPerspectiveCamera(cam.expand(b, 3)), albedo.expand(b, -1, -1, -1),
-                                         light.expand(b, -1, -1))
+                                         light.expand(b, -1, -1), interior=None if interior is None else
+                                         interior.expand(b, 3))
         img = rendered.image + (1 - rendered.alpha)
         out.append(img.clamp(0, 1))
     return np.stack([texture_to_uint8(f) for f in torch.cat(out)])
 
 
-def load_face(folder: str | os.PathLike, n_shape: int, n_exp: int) -> tuple[FlameParams, torch.Tensor]:
+def load_face(folder: str | os.PathLike, n_shape: int, n_exp: int
+              ) -> tuple[FlameParams, torch.Tensor, Optional[torch.Tensor]]:
     """Read a face written by generate/reconstruct: ``params.npz`` → FlameParams (1, ...), ``mesh_albedo.png`` →
-    (1, 3, R, R) float [0, 1] albedo. Coefficients are zero-padded/truncated to ``n_shape``/``n_exp``."""
+    (1, 3, R, R) float [0, 1] albedo, and the (1, 3) colour of the mouth's inside (``mouth_interior``, written by
+    reconstruct from the photo; None when absent). Coefficients are zero-padded/truncated to ``n_shape``/``n_exp``."""
     from albedogan.assets.locate import MissingAssetError
 
     folder = Path(folder)
@@ -173,7 +179,10 @@ def load_face(folder: str | os.PathLike, n_shape: int, n_exp: int) -> tuple[Flam
     params = FlameParams(vec("shape", n_shape), vec("expression", n_exp), vec("global_pose", 3),
                          vec("neck_pose", 3), vec("jaw_pose", 3), vec("eye_pose", 6))
     albedo = torch.from_numpy(np.asarray(Image.open(png).convert("RGB"), np.float32) / 255.0).permute(2, 0, 1)[None]
-    return params, albedo
+    interior = None
+    if "mouth_interior" in p.files:
+        interior = torch.from_numpy(np.asarray(p["mouth_interior"], np.float32).reshape(1, 3)).clamp(0, 1)
+    return params, albedo, interior
 
 
 def _frontal(params: FlameParams) -> FlameParams:
@@ -264,30 +273,32 @@ def run_video(
         for fmt in formats:
             written.append(write_video(out / f"{stem}.{fmt}", video, fps))
 
-    # the faces: (name, params (1, ...), albedo (1, 3, R, R))
-    sources: list[tuple[str, FlameParams, torch.Tensor]] = []
+    # the faces: (name, params (1, ...), albedo (1, 3, R, R), mouth interior colour (1, 3) or None)
+    sources: list[tuple[str, FlameParams, torch.Tensor, Optional[torch.Tensor]]] = []
     if faces:
         for folder in faces:
-            params, albedo = load_face(folder, head.n_shape, head.n_exp)
-            sources.append((Path(folder).name, params.to(dev), albedo.to(dev)))
+            params, albedo, interior = load_face(folder, head.n_shape, head.n_exp)
+            sources.append((Path(folder).name, params.to(dev), albedo.to(dev),
+                            None if interior is None else interior.to(dev)))
     elif {"turntable", "expression"} & set(kinds):
         result = pipeline.generate(list(seeds), truncation_psi)
         for i, s in enumerate(seeds):
-            sources.append((f"seed{int(s):04d}", result.estimate.params[i:i + 1], result.albedo[i:i + 1]))
+            sources.append((f"seed{int(s):04d}", result.estimate.params[i:i + 1], result.albedo[i:i + 1], None))
 
     n_videos = len(sources) * ("turntable" in kinds) + int("expression" in kinds and bool(sources)) + \
         int("interpolation" in kinds)
     with progress_bar("video", n_videos) as advance:
         if "turntable" in kinds:
             angles = orbit_angles(int(frames), path, azimuth_max, elevation_max)
-            for name, params, albedo in sources:
+            for name, params, albedo, interior in sources:
                 verts = head(_frontal(params)).vertices[0]
-                frames_ = render_orbit(renderer, verts, albedo, angles, light, batch_size=batch_size)
+                frames_ = render_orbit(renderer, verts, albedo, angles, light, batch_size=batch_size,
+                                       interior=interior)
                 save(f"turntable_{name}", frames_)
                 advance(f"turntable_{name}")
 
         if "expression" in kinds and sources:
-            name, params, albedo = sources[0]
+            name, params, albedo, interior = sources[0]
             t = torch.sin(2 * math.pi * torch.arange(int(frames), dtype=torch.float32, device=dev) / int(frames))
             n = t.shape[0]
             expr = params.expression.expand(n, -1).clone()
@@ -303,7 +314,9 @@ def run_video(
             cam = torch.stack([(1 - 0.08) / radius, -centre[0], -centre[1]]).expand(n, 3)
             rendered = [renderer.render_world(verts[i:i + batch_size], WeakPerspectiveCamera(cam[i:i + batch_size]),
                                               albedo.expand(min(batch_size, n - i), -1, -1, -1),
-                                              light.expand(min(batch_size, n - i), -1, -1))
+                                              light.expand(min(batch_size, n - i), -1, -1),
+                                              interior=None if interior is None else
+                                              interior.expand(min(batch_size, n - i), 3))
                         for i in range(0, n, batch_size)]
             imgs = torch.cat([(r.image + 1 - r.alpha).clamp(0, 1) for r in rendered])
             save(f"expression_{name}", np.stack([texture_to_uint8(f) for f in imgs]))

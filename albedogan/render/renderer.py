@@ -15,7 +15,7 @@ import torch
 
 from albedogan.render.cameras import Camera
 from albedogan.render.mip import sample_texture_mip
-from albedogan.render.normals import vertex_normals
+from albedogan.render.normals import face_normals, vertex_normals
 from albedogan.render.rasterizer import Rasterizer, interpolate_nearest
 from albedogan.render.sh_lighting import sh_shading
 from albedogan.render.uv import ndc_to_view, sample_texture
@@ -23,7 +23,24 @@ from albedogan.structures import RenderOutput
 from albedogan.utils.precision import fp32_island
 from albedogan.utils.shapes import assert_shape
 
-__all__ = ["FaceRenderer", "SHTextureShader"]
+__all__ = ["FaceRenderer", "SHTextureShader", "inside_pixels"]
+
+
+def inside_pixels(vertices: torch.Tensor, faces: torch.Tensor, pix_to_face: torch.Tensor) -> torch.Tensor:
+    """Pixels where the camera sees the inside of the mesh: the nearest triangle faces away from the camera.
+
+    Args:
+        vertices: (N, V, 3) image-NDC vertices with depth (x right, y down, depth away from the camera).
+        faces: (F, 3) long, counter-clockwise seen from outside (outward normals).
+        pix_to_face: (N, H, W) long nearest face per pixel, -1 where empty.
+
+    Returns:
+        (N, 1, H, W) bool: covered pixels whose triangle's outward normal points away from the camera.
+    """
+    toward_camera = face_normals(ndc_to_view(vertices.detach()), faces)[..., 2]  # (N, F), view frame z to camera
+    covered = pix_to_face >= 0
+    facing = torch.gather(toward_camera, 1, pix_to_face.clamp_min(0).flatten(1)).view_as(pix_to_face)
+    return (covered & (facing < 0))[:, None]
 
 
 class SHTextureShader(torch.nn.Module):
@@ -150,6 +167,7 @@ class FaceRenderer(torch.nn.Module):
         world_vertices: Optional[torch.Tensor] = None,
         landmarks: Optional[torch.Tensor] = None,
         background: Optional[torch.Tensor] = None,
+        interior: Optional[torch.Tensor] = None,
     ) -> RenderOutput:
         """Render a batch.
 
@@ -161,6 +179,10 @@ class FaceRenderer(torch.nn.Module):
                 DECA does; by default normals come from ``vertices`` in the view frame (x right, y up, z to camera).
             landmarks: optional (N, L, 2|3) image-NDC landmarks, passed through as (N, L, 2).
             background: optional (N, 3, H, W) float image composited behind the mesh (default black).
+            interior: optional (N, 3) or (3,) unlit colour of the pixels whose triangle faces away from the camera,
+                i.e. the inside of the head seen through an opening (the mouth cavity between parted lips, the neck
+                opening): in ``image`` and ``albedo_image`` instead of the texture there (which belongs to the outside
+                of the back of the head). None = shade them like any other pixel.
 
         Returns:
             :class:`~albedogan.structures.RenderOutput` (float32 for float16/bfloat16/float32 inputs, also under
@@ -190,6 +212,11 @@ class FaceRenderer(torch.nn.Module):
             frag.pix_to_face[..., 0], frag.bary_coords[..., 0, :], self.faces, self.faces_uvs,
             self.verts_uvs.to(dtype), vnormals, texture.to(dtype), sh_coeffs, background,
         )
+        if interior is not None:
+            colour = interior.to(dtype).reshape(-1, 3, 1, 1).expand(n, 3, 1, 1)
+            inside = inside_pixels(vertices, self.faces, frag.pix_to_face[..., 0])  # (N, 1, H, W)
+            image = torch.where(inside, colour, image)
+            albedo = torch.where(inside, colour, albedo)
         lmk = None
         if landmarks is not None:
             assert_shape(landmarks, [n, None, None], "landmarks")
@@ -216,6 +243,7 @@ class FaceRenderer(torch.nn.Module):
         sh_coeffs: Optional[torch.Tensor] = None,
         landmarks: Optional[torch.Tensor] = None,
         background: Optional[torch.Tensor] = None,
+        interior: Optional[torch.Tensor] = None,
     ) -> RenderOutput:
         """Project world vertices (and landmarks) with ``camera``, light with world normals, and render.
 
@@ -226,10 +254,12 @@ class FaceRenderer(torch.nn.Module):
             sh_coeffs: (N, 9, 3) or None.
             landmarks: optional (N, L, 3) world-frame 3D landmarks; returned projected as (N, L, 2) image NDC.
             background: optional (N, 3, H, W).
+            interior: optional (N, 3) or (3,) colour of the inside of the head (see :meth:`forward`).
 
         Returns:
             :class:`~albedogan.structures.RenderOutput`; differentiable w.r.t. the camera parameters too.
         """
         verts = camera.transform_points(world_vertices)
         lmk = camera.transform_points(landmarks) if landmarks is not None else None
-        return self(verts, texture, sh_coeffs, world_vertices=world_vertices, landmarks=lmk, background=background)
+        return self(verts, texture, sh_coeffs, world_vertices=world_vertices, landmarks=lmk, background=background,
+                    interior=interior)

@@ -82,6 +82,20 @@ def test_frontal_rolled_and_rotated_photos_fit(pipeline, fit, tmp_path):
     assert entry["rotation"] == 90 and rec["rotation"] == 90
     assert abs(rec["roll_deg"] - (up["roll_deg"] + 90)) < 4.0  # reported in the rotated photo's own pixels
     assert (out / "contact_sheet.png").is_file()
+    # the smile's opening: the render shows what the photo shows between the lips (FaceRenderer's interior colour),
+    # not the skin fill of the back of the head seen through the parted mesh lips (0.15 darker before)
+    folder = Path(up["folder"])
+    matrix = np.load(folder / "params.npz")["crop_matrix"]
+    inner = np.asarray(up["detected_68"])[60:68] @ matrix[:, :2].T + matrix[:, 2]  # crop pixels
+    crop = np.asarray(Image.open(folder / "crop.png"), dtype=float) / 255
+    render = np.asarray(Image.open(folder / "render.png"), dtype=float) / 255
+
+    def mean_in_mouth(img: np.ndarray) -> np.ndarray:
+        mask = np.zeros(img.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(inner * img.shape[0] / crop.shape[0]).astype(np.int32)], 1)
+        return img[mask > 0].mean(0)
+
+    assert np.abs(mean_in_mouth(render) - mean_in_mouth(crop)).max() < 0.06
 
 
 def test_group_photo_gives_every_face(pipeline, fit, tmp_path):

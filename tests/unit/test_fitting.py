@@ -75,8 +75,8 @@ def test_packed_adam_is_torch_adam_with_one_group_per_tensor():
         PackedAdam(start, {"a": 0.1})
 
 
-def test_skin_mask_excludes_eyes_and_mouth():
-    # a synthetic 68-point layout: contour, brows, nose, eyes, mouth on a 64 px image
+def _layout(mouth_open: float = 3.0) -> torch.Tensor:
+    """A synthetic (1, 68, 2) iBUG layout in the pixels of a 64 px image; ``mouth_open`` = inner-lip half height."""
     t = torch.linspace(0, math.pi, 17)
     contour = torch.stack([32 - 24 * torch.cos(t), 28 + 26 * torch.sin(t)], -1)
     brows = torch.stack([torch.linspace(12, 52, 10), torch.full((10,), 18.0)], -1)
@@ -85,8 +85,33 @@ def test_skin_mask_excludes_eyes_and_mouth():
     eye = lambda cx: torch.stack([cx + 5 * torch.cos(ang), 26 + 2 * torch.sin(ang)], -1)  # noqa: E731
     ang12, ang8 = torch.linspace(0, 2 * math.pi, 13)[:-1], torch.linspace(0, 2 * math.pi, 9)[:-1]
     mouth = torch.stack([32 + 10 * torch.cos(ang12), 46 + 4 * torch.sin(ang12)], -1)
-    inner = torch.stack([32 + 7 * torch.cos(ang8), 46 + 3 * torch.sin(ang8)], -1)
-    lmk = torch.cat([contour, brows, nose, eye(22.0), eye(42.0), mouth, inner])[None]
+    inner = torch.stack([32 + 7 * torch.cos(ang8), 46 + mouth_open * torch.sin(ang8)], -1)
+    return torch.cat([contour, brows, nose, eye(22.0), eye(42.0), mouth, inner])[None]
+
+
+def test_mouth_opening_mask_and_interior_colour():
+    """The inner-lip polygon is the mouth opening; the interior colour is the photo's mean there, and for a closed
+    mouth the colour along the lip seam."""
+    from albedogan.fitting.masks import inner_mouth_mask_from_landmarks
+    from albedogan.inference.reconstruct import mouth_interior_colour
+
+    lmk = _layout(3.0)
+    mask = inner_mouth_mask_from_landmarks(lmk, 64)
+    assert mask.shape == (1, 1, 64, 64) and 40 < mask.sum() < 90  # ellipse 7 x 3 px: ~66 px
+    assert mask[0, 0, 46, 32] == 1 and mask[0, 0, 40, 32] == 0
+    image = torch.full((1, 3, 64, 64), 0.8)
+    image[:, :, 42:51] = torch.tensor([0.9, 0.9, 0.85])[None, :, None, None]  # teeth in the mouth's rows
+    colour = mouth_interior_colour(image, pixels_to_ndc(lmk, 64))
+    torch.testing.assert_close(colour, torch.tensor([[0.9, 0.9, 0.85]]))
+    closed = _layout(0.0)
+    assert inner_mouth_mask_from_landmarks(closed, 64).sum(2).max() <= 1  # a line: the seam, one pixel high
+    image[:, :, 45:48] = torch.tensor([0.3, 0.1, 0.1])[None, :, None, None]  # the dark seam between closed lips
+    torch.testing.assert_close(mouth_interior_colour(image, pixels_to_ndc(closed, 64)),
+                               torch.tensor([[0.3, 0.1, 0.1]]), atol=0.02, rtol=0)
+
+
+def test_skin_mask_excludes_eyes_and_mouth():
+    lmk = _layout()
     assert lmk.shape == (1, 68, 2)
     mask = skin_mask_from_landmarks(lmk, 64)
     assert mask.shape == (1, 1, 64, 64)

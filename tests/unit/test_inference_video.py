@@ -77,3 +77,35 @@ def test_run_video_kinds_and_frame_counts(synthetic_head_model, tmp_path):
     assert _count(out2 / "turntable_seed0004.mp4") == 2
     with pytest.raises(ValueError, match="unknown kinds"):
         run_video(pipe, tmp_path / "v3", kinds=["dolly"])
+
+
+def test_face_folders_carry_the_mouth_interior_into_turntables(synthetic_head_model, tmp_path):
+    """A reconstructed face's params.npz holds the photo's mouth colour (``mouth_interior``); load_face returns it
+    (None for generated faces) and render_orbit paints the inside of the head with it and nothing else."""
+    from albedogan.inference.video import load_face, render_orbit
+    from albedogan.render import FaceRenderer, directional_sh_coeffs
+
+    pipe = tiny_pipeline(synthetic_head_model, write_tiny_checkpoint(tmp_path / "g.safetensors"))
+    gen = run_generate(pipe, tmp_path / "g", seeds=[4], glb=False, sheet_cell=32) / "seed0004"
+    head = synthetic_head_model
+    params, albedo, interior = load_face(gen, head.n_shape, head.n_exp)
+    assert interior is None and albedo.shape[:2] == (1, 3)
+    arrays = dict(np.load(gen / "params.npz"))
+    np.savez(gen / "params.npz", **arrays, mouth_interior=np.array([0.0, 0.0, 1.0], np.float32))
+    _, _, interior = load_face(gen, head.n_shape, head.n_exp)
+    torch.testing.assert_close(interior, torch.tensor([[0.0, 0.0, 1.0]]))
+    # the mouth wide open: the camera sees into the head between the lips
+    jaw = params.jaw_pose.clone()
+    jaw[:, 0] = 0.5
+    from albedogan.structures import FlameParams
+
+    opened = FlameParams(params.shape, params.expression, params.global_pose, params.neck_pose, jaw, params.eye_pose)
+    verts = head(opened).vertices[0]
+    renderer = FaceRenderer(head.faces, head.verts_uvs, head.faces_uvs, 64)
+    light = directional_sh_coeffs(torch.tensor([[0.0, 0.0, 1.0]]), 0.6, 0.4)
+    angles = torch.zeros(1, 2)
+    plain = render_orbit(renderer, verts, albedo, angles, light).astype(int)
+    blue = render_orbit(renderer, verts, albedo, angles, light, interior=interior).astype(int)
+    changed = (plain != blue).any(-1)[0]
+    assert changed.sum() > 0  # the mouth cavity
+    assert (blue[0][changed] == [0, 0, 255]).all()

@@ -127,3 +127,29 @@ def test_bad_texture_shape_is_clear():
     m, r, cam = _sphere_scene(torch.float32, n=2)
     with pytest.raises(ValueError, match="texture"):
         r(weak_perspective_project(m.verts[None].expand(2, -1, -1), cam), torch.rand(3, 3, 4, 4))
+
+
+def test_interior_colour_fills_only_the_inside_seen_through_an_opening():
+    """A sphere with its camera-facing cap cut away: through the opening the camera sees the inside of the back
+    hemisphere (triangles facing away); ``interior`` colours exactly those pixels, unlit, and nothing else. The
+    closed sphere has no inside pixels."""
+    from albedogan.render.renderer import inside_pixels
+
+    m, r, _ = _sphere_scene(torch.float32, n_lat=24, n_lon=48, size=32)
+    cam = WeakPerspectiveCamera(torch.tensor([[7.0, 0.0, 0.0]]))
+    tex = torch.full((1, 3, 8, 8), 0.5)
+    light = directional_sh_coeffs(torch.tensor([[0.0, 0.0, 1.0]]), 0.7, 0.3)
+    closed = r.render_world(m.verts[None], cam, tex, light, interior=torch.tensor([1.0, 0.0, 0.0]))
+    assert not (closed.image[0, 0] > closed.image[0, 1] + 0.1).any()  # no red anywhere
+    cap = m.verts[m.faces].mean(1)[:, 2] > 0.06  # triangles nearest the camera (+Z toward it)
+    opened = FaceRenderer(m.faces[~cap], m.verts_uvs, m.faces_uvs[~cap], 32)
+    plain = opened.render_world(m.verts[None], cam, tex, light)
+    red = opened.render_world(m.verts[None], cam, tex, light, interior=torch.tensor([[1.0, 0.0, 0.0]]))
+    inside = inside_pixels(cam.transform_points(m.verts[None]), opened.faces, plain.pix_to_face)
+    hole = pixel_centers_ndc(32).norm(dim=-1) < 0.45  # well inside the opening (cap radius ~0.56 NDC)
+    assert inside[0, 0][hole].all() and inside.sum() < hole.numel() * 0.5
+    torch.testing.assert_close(red.image[:, :, inside[0, 0]], torch.tensor([1.0, 0.0, 0.0])[None, :, None].expand(
+        1, 3, int(inside.sum())))
+    torch.testing.assert_close(red.albedo_image[:, :, inside[0, 0]], red.image[:, :, inside[0, 0]])
+    outside = ~inside[0, 0]
+    torch.testing.assert_close(red.image[:, :, outside], plain.image[:, :, outside])
