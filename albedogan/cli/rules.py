@@ -232,6 +232,8 @@ MODE_KEYS: dict[str, dict[str, Rule]] = {
         "jaw_max": Rule("float", "jaw opening at the sweep's peak (radians)", "mode.jaw_max=0.3", min=0, max=1.0),
         "formats": Rule("choices", "video containers", "mode.formats=[mp4]", choices=("mp4", "gif")),
         "batch_size": Rule("int", "frames per forward pass", "mode.batch_size=8", min=1, max=4096),
+        "mouth_interior": Rule("floats", "RGB of the inside of the head seen between parted lips (generated faces)",
+                               "mode.mouth_interior=[0.25,0.08,0.08]", min=0, max=1, length=(3, 3), nullable=True),
     },
     "evaluate": {
         "n": Rule("int", "faces evaluated: seeds seed..seed+n-1", "mode.n=64", min=2, max=1000000),
