@@ -148,8 +148,7 @@ def render_orbit(renderer: FaceRenderer, vertices: torch.Tensor, albedo: torch.T
         verts = torch.einsum("bij,vj->bvi", r, local)  # (B, V, 3)
         b = verts.shape[0]
         rendered = renderer.render_world(verts, WeakPerspectiveCamera(cam.expand(b, 3)), albedo.expand(b, -1, -1, -1),
-                                         light.expand(b, -1, -1), interior=None if interior is None else
-                                         interior.expand(b, 3))
+                                         light.expand(b, -1, -1), interior=interior)
         img = rendered.image + (1 - rendered.alpha)
         out.append(img.clamp(0, 1))
     return np.stack([texture_to_uint8(f) for f in torch.cat(out)])
@@ -326,9 +325,7 @@ def run_video(
             cam = torch.stack([(1 - 0.08) / radius, -centre[0], -centre[1]]).expand(n, 3)
             rendered = [renderer.render_world(verts[i:i + batch_size], WeakPerspectiveCamera(cam[i:i + batch_size]),
                                               albedo.expand(min(batch_size, n - i), -1, -1, -1),
-                                              light.expand(min(batch_size, n - i), -1, -1),
-                                              interior=None if interior is None else
-                                              interior.expand(min(batch_size, n - i), 3))
+                                              light.expand(min(batch_size, n - i), -1, -1), interior=interior)
                         for i in range(0, n, batch_size)]
             imgs = torch.cat([(r.image + 1 - r.alpha).clamp(0, 1) for r in rendered])
             save(f"expression_{name}", np.stack([texture_to_uint8(f) for f in imgs]))

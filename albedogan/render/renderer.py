@@ -179,7 +179,7 @@ class FaceRenderer(torch.nn.Module):
                 DECA does; by default normals come from ``vertices`` in the view frame (x right, y up, z to camera).
             landmarks: optional (N, L, 2|3) image-NDC landmarks, passed through as (N, L, 2).
             background: optional (N, 3, H, W) float image composited behind the mesh (default black).
-            interior: optional (N, 3) or (3,) unlit colour of the pixels whose triangle faces away from the camera,
+            interior: optional (N, 3), (1, 3) or (3,) unlit colour of the pixels whose triangle faces away from the camera,
                 i.e. the inside of the head seen through an opening (the mouth cavity between parted lips, the neck
                 opening): in ``image`` and ``albedo_image`` instead of the texture there (which belongs to the outside
                 of the back of the head). None = shade them like any other pixel.
@@ -213,7 +213,7 @@ class FaceRenderer(torch.nn.Module):
             self.verts_uvs.to(dtype), vnormals, texture.to(dtype), sh_coeffs, background,
         )
         if interior is not None:
-            colour = interior.to(dtype).reshape(-1, 3, 1, 1).expand(n, 3, 1, 1)
+            colour = interior.to(vertices.device, dtype).reshape(-1, 3, 1, 1).expand(n, 3, 1, 1)  # (1|N, 3)
             inside = inside_pixels(vertices, self.faces, frag.pix_to_face[..., 0])  # (N, 1, H, W)
             image = torch.where(inside, colour, image)
             albedo = torch.where(inside, colour, albedo)
