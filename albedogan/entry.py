@@ -73,6 +73,7 @@ def build_pipeline_from_config(cfg: DictConfig, head, device: torch.device):
         teacher, head, estimator, cfg.checkpoint,
         allow_no_checkpoint=bool(cfg.allow_no_checkpoint),
         render_size=int(cfg.render_size), uv_resolution=int(cfg.uv_resolution),
+        mouth_interior=None if cfg.get("mouth_interior") is None else list(cfg.mouth_interior),
         device=device,
         world={"teacher": cfg.teacher, "estimator": cfg.get("estimator") or {},
                "flame": {"n_shape": cfg.flame.n_shape, "n_exp": cfg.flame.n_exp}},

@@ -106,6 +106,9 @@ KEYS: dict[str, dict[str, Rule]] = {
         "allow_no_checkpoint": Rule("bool", "accept checkpoint=null: the albedo is the unwrapped texture",
                                     "allow_no_checkpoint=true"),
         "render_size": Rule("int", "side of the renders in pixels", "render_size=256", min=16, max=4096),
+        "mouth_interior": Rule("floats", "RGB of the inside of the head seen between parted lips (reconstruct uses "
+                               "the photo's)", "mouth_interior=[0.25,0.08,0.08]", min=0, max=1, length=(3, 3),
+                               nullable=True),
         "uv_resolution": Rule("int", "resolution of the unwrapped albedo (only without G_A)", "uv_resolution=256",
                               min=4, max=8192),
         "task_name": Rule("str", "names the default run folder logs/<task_name>/runs/<time>", "task_name=infer"),
@@ -232,8 +235,6 @@ MODE_KEYS: dict[str, dict[str, Rule]] = {
         "jaw_max": Rule("float", "jaw opening at the sweep's peak (radians)", "mode.jaw_max=0.3", min=0, max=1.0),
         "formats": Rule("choices", "video containers", "mode.formats=[mp4]", choices=("mp4", "gif")),
         "batch_size": Rule("int", "frames per forward pass", "mode.batch_size=8", min=1, max=4096),
-        "mouth_interior": Rule("floats", "RGB of the inside of the head seen between parted lips (generated faces)",
-                               "mode.mouth_interior=[0.25,0.08,0.08]", min=0, max=1, length=(3, 3), nullable=True),
     },
     "evaluate": {
         "n": Rule("int", "faces evaluated: seeds seed..seed+n-1", "mode.n=64", min=2, max=1000000),

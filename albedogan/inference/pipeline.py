@@ -82,6 +82,10 @@ class FacePipeline(nn.Module):
         albedo_generator: G_A (EMA weights) mapping W+ → (N, 3, R, R) albedo, or None for the unwrapped-texture
             albedo (image unwrapped through the fit, mirror-completed).
         render_size: S, side of the renders in pixels.
+        mouth_interior: RGB in [0, 1] of the inside of the head seen through an opening (between parted lips, the
+            neck opening; FLAME has no mouth cavity) in every render, or None to show the texture of the back of the
+            head there (:class:`~albedogan.render.FaceRenderer`'s ``interior``). Reconstruct passes the photo's
+            mouth colour instead.
         texture_builder: the unwrapping module used when there is no G_A or no latent (photos without
             inversion); default: an :class:`~albedogan.models.targets.AlbedoTargetBuilder` at ``uv_resolution``,
             no de-lighting.
@@ -97,6 +101,7 @@ class FacePipeline(nn.Module):
         render_size: int = 256,
         texture_builder: Optional[nn.Module] = None,
         uv_resolution: int = 256,
+        mouth_interior: Optional[Sequence[float]] = None,
     ) -> None:
         super().__init__()
         self.teacher = teacher
@@ -110,6 +115,13 @@ class FacePipeline(nn.Module):
         self.texture_builder = texture_builder
         self.render_size = int(render_size)
         self.renderer = FaceRenderer(head.faces, head.verts_uvs, head.faces_uvs, self.render_size)
+        interior = None
+        if mouth_interior is not None:
+            interior = torch.as_tensor([float(c) for c in mouth_interior], dtype=torch.float32).reshape(-1)
+            if interior.numel() != 3 or not bool(((interior >= 0) & (interior <= 1)).all()):
+                raise ValueError(f"mouth_interior must be three values in [0, 1] (RGB), got {list(mouth_interior)}")
+            interior = interior[None]
+        self.register_buffer("mouth_interior", interior, persistent=False)  # (1, 3) or None
         self.requires_grad_(False)
         self.eval()
 
@@ -170,9 +182,10 @@ class FacePipeline(nn.Module):
         """Render the fit: returns (vertices (N, V, 3), shaded (N, 3, S, S), unlit (N, 3, S, S), alpha, landmarks).
 
         ``cam``/``light`` override the estimate's camera (N, 3) and SH light (N, 9, 3) (e.g. for turntables);
-        ``interior`` (N, 3) colours the inside of the head seen through the parted lips (``FaceRenderer``);
-        renders are composited over white.
+        ``interior`` (N, 3) colours the inside of the head seen through the parted lips (``FaceRenderer``; default
+        the pipeline's ``mouth_interior``); renders are composited over white.
         """
+        interior = self.mouth_interior if interior is None else interior
         out = self.head(estimate.params)
         camera = WeakPerspectiveCamera(estimate.cam if cam is None else cam)
         sh = estimate.light if light is None else light
@@ -236,6 +249,7 @@ def build_pipeline(
     uv_resolution: int = 256,
     device: torch.device | str = "cpu",
     world: Optional[Mapping[str, Any]] = None,
+    mouth_interior: Optional[Sequence[float]] = None,
 ) -> FacePipeline:
     """Assemble a :class:`FacePipeline` and load its weights.
 
@@ -244,7 +258,7 @@ def build_pipeline(
         checkpoint: ``.safetensors`` export or Lightning ``.ckpt`` (:func:`~albedogan.models.weights_file.
             load_inference_weights`); None needs ``allow_no_checkpoint``.
         allow_no_checkpoint: accept ``checkpoint=None`` → unwrapped-texture albedo, untrained estimator weights.
-        render_size, uv_resolution: see :class:`FacePipeline`.
+        render_size, uv_resolution, mouth_interior: see :class:`FacePipeline`.
         device: where the pipeline runs.
         world: the configured ``{"teacher", "estimator", "flame"}`` sections; checked (:func:`check_world`)
             against the world recorded in the checkpoint's metadata when both exist.
@@ -275,5 +289,6 @@ def build_pipeline(
         if generator is not None and generator.w_dim != teacher.w_dim:
             raise AssetFormatError(f"{weights.source}: G_A has w_dim={generator.w_dim} but the teacher has "
                                    f"w_dim={teacher.w_dim}; use the teacher the checkpoint was trained with")
-    pipeline = FacePipeline(teacher, head, estimator, generator, render_size=render_size, uv_resolution=uv_resolution)
+    pipeline = FacePipeline(teacher, head, estimator, generator, render_size=render_size, uv_resolution=uv_resolution,
+                            mouth_interior=mouth_interior)
     return pipeline.to(device)

@@ -221,7 +221,6 @@ def run_video(
     jaw_max: float = 0.3,
     formats: Sequence[str] = ("mp4", "gif"),
     batch_size: int = 8,
-    mouth_interior: Optional[Sequence[float]] = None,
     seed: int = 0,
     device: torch.device | str | None = None,
 ) -> Path:
@@ -244,9 +243,6 @@ def run_video(
             jaw_max: jaw opening at the sweep's peak (radians).
         formats: ``mp4`` and/or ``gif``.
         batch_size: frames per forward pass.
-        mouth_interior: RGB in [0, 1] of the inside of the head seen between parted lips (turntables, expression
-            sweeps) for faces that carry none (generated ones; reconstructed faces carry the photo's); None = the
-            texture of the back of the head shows there.
         seed: the run seed (faces come from ``seeds``).
         device: moves the pipeline (None = leave it).
     """
@@ -260,12 +256,6 @@ def run_video(
         raise ValueError(f"video: formats must be a non-empty subset of [mp4, gif], got {list(formats)}")
     if "interpolation" in kinds and len(seeds) < 2:  # before anything is rendered
         raise ValueError("video: interpolation needs at least two seeds (mode.seeds=[a,b,...])")
-    cavity = None
-    if mouth_interior is not None:
-        cavity = torch.as_tensor([float(c) for c in mouth_interior], dtype=torch.float32).reshape(-1)
-        if cavity.numel() != 3 or not bool(((cavity >= 0) & (cavity <= 1)).all()):
-            raise ValueError(f"video: mouth_interior must be three values in [0, 1] (RGB), got {list(mouth_interior)}")
-        cavity = cavity[None]
     if interpolation_space not in ("z", "w"):
         raise ValueError(f"video: interpolation_space must be 'z' or 'w', got {interpolation_space!r}")
     if int(resolution) < 2 or int(resolution) % 2:
@@ -293,7 +283,7 @@ def run_video(
         for i, s in enumerate(seeds):
             sources.append((f"seed{int(s):04d}", result.estimate.params[i:i + 1], result.albedo[i:i + 1], None))
 
-    fallback = None if cavity is None else cavity.to(dev)  # for faces that carry no mouth colour of their own
+    fallback = pipeline.mouth_interior  # for faces that carry no mouth colour of their own (generated ones)
     sources = [(name, params, albedo, fallback if interior is None else interior.to(dev))
                for name, params, albedo, interior in sources]
     n_videos = len(sources) * ("turntable" in kinds) + int("expression" in kinds and bool(sources)) + \

@@ -112,19 +112,24 @@ def test_face_folders_carry_the_mouth_interior_into_turntables(synthetic_head_mo
 
 
 def test_expression_sweep_paints_the_open_mouth_with_mouth_interior(synthetic_head_model, tmp_path):
-    """Generated faces carry no mouth colour: mode.mouth_interior gives the open mouth of the expression sweep a
-    cavity colour (null leaves the back of the head's texture there); a bad colour is one clear error."""
+    """Generated faces carry no mouth colour: the pipeline's mouth_interior (the top-level ``mouth_interior`` key)
+    gives the open mouth of the expression sweep a cavity colour (null leaves the back of the head's texture
+    there); a bad colour is one clear error."""
+    from albedogan.inference.pipeline import FacePipeline
+
     pipe = tiny_pipeline(synthetic_head_model, write_tiny_checkpoint(tmp_path / "g.safetensors"))
     kw = dict(kinds=["expression"], seeds=[0], frames=4, resolution=64, formats=["gif"], jaw_max=0.6,
               expression_max=0.0)
-    plain = iio.imread(run_video(pipe, tmp_path / "a", mouth_interior=None, **kw) / "expression_seed0000.gif",
-                       index=None)[..., :3].astype(int)
-    green = iio.imread(run_video(pipe, tmp_path / "b", mouth_interior=[0.0, 1.0, 0.0], **kw) /
-                       "expression_seed0000.gif", index=None)[..., :3].astype(int)
+    pipe.mouth_interior = None
+    plain = iio.imread(run_video(pipe, tmp_path / "a", **kw) / "expression_seed0000.gif", index=None)[..., :3]
+    pipe.mouth_interior = torch.tensor([[0.0, 1.0, 0.0]])
+    green = iio.imread(run_video(pipe, tmp_path / "b", **kw) / "expression_seed0000.gif", index=None)[..., :3]
+
     def cavity(video: np.ndarray) -> np.ndarray:  # pure green pixels per frame (GIF palettes shift other colours)
+        video = video.astype(int)
         return ((video[..., 1] > 200) & (video[..., [0, 2]] < 60).all(-1)).sum((1, 2))
 
     assert cavity(green)[1] > max(4, 5 * cavity(green)[0])  # the jaw opens most at the sweep's peak (frame 1)
     assert cavity(plain).sum() == 0
     with pytest.raises(ValueError, match="mouth_interior"):
-        run_video(pipe, tmp_path / "c", mouth_interior=[2.0, 0.0], **kw)
+        FacePipeline(pipe.teacher, synthetic_head_model, render_size=32, uv_resolution=32, mouth_interior=[2.0, 0.0])
