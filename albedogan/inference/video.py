@@ -272,20 +272,19 @@ def run_video(
         for fmt in formats:
             written.append(write_video(out / f"{stem}.{fmt}", video, fps))
 
-    # the faces: (name, params (1, ...), albedo (1, 3, R, R), mouth interior colour (1, 3) or None)
+    # the faces: (name, params (1, ...), albedo (1, 3, R, R), mouth interior colour (1, 3) or None); faces without
+    # a colour of their own (generated ones, older folders) take the pipeline's
     sources: list[tuple[str, FlameParams, torch.Tensor, Optional[torch.Tensor]]] = []
     if faces:
         for folder in faces:
             params, albedo, interior = load_face(folder, head.n_shape, head.n_exp)
-            sources.append((Path(folder).name, params.to(dev), albedo.to(dev), interior))
+            sources.append((Path(folder).name, params.to(dev), albedo.to(dev),
+                            pipeline.mouth_interior if interior is None else interior.to(dev)))
     elif {"turntable", "expression"} & set(kinds):
         result = pipeline.generate(list(seeds), truncation_psi)
         for i, s in enumerate(seeds):
-            sources.append((f"seed{int(s):04d}", result.estimate.params[i:i + 1], result.albedo[i:i + 1], None))
-
-    fallback = pipeline.mouth_interior  # for faces that carry no mouth colour of their own (generated ones)
-    sources = [(name, params, albedo, fallback if interior is None else interior.to(dev))
-               for name, params, albedo, interior in sources]
+            sources.append((f"seed{int(s):04d}", result.estimate.params[i:i + 1], result.albedo[i:i + 1],
+                            pipeline.mouth_interior))
     n_videos = len(sources) * ("turntable" in kinds) + int("expression" in kinds and bool(sources)) + \
         int("interpolation" in kinds)
     with progress_bar("video", n_videos) as advance:
